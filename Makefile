@@ -1,0 +1,47 @@
+# Two commands do all the set-up:  `make run` (the whole pipeline) and `make test`.
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+SYSTEMS ?= projectile spring orbit
+# Extra flags for every stage, e.g. `make run FLAGS=--quiet`.
+FLAGS   ?=
+# `make quick`: a first look in a few minutes (small data, few epochs).
+SIM_FLAGS   ?=
+TRAIN_FLAGS ?=
+
+.PHONY: setup run quick test bench
+
+setup: $(VENV)/.installed dashboard/node_modules/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job: simulate -> train (physics-aware and standard) -> discover -> evaluate.
+run: setup
+	@echo "== [1/4] simulate: $(SYSTEMS)"
+	$(PY) data/simulate.py --systems $(SYSTEMS) $(SIM_FLAGS) $(FLAGS)
+	@echo "== [2/4] train: physics-aware and standard PhysicsNet per system"
+	@for s in $(SYSTEMS); do \
+	  $(PY) train.py --system $$s --tag physics-aware $(TRAIN_FLAGS) $(FLAGS) || exit 1; \
+	  $(PY) train.py --system $$s --energy-weight 0.0 --tag standard $(TRAIN_FLAGS) $(FLAGS) || exit 1; \
+	done
+	@echo "== [3/4] discover"
+	@for s in $(SYSTEMS); do $(PY) discover.py --system $$s $(FLAGS) || exit 1; done
+	@echo "== [4/4] evaluate"
+	$(PY) evaluate.py --systems $(SYSTEMS) $(FLAGS)
+
+quick:
+	$(MAKE) run SIM_FLAGS="--n-traj 200" TRAIN_FLAGS="--epochs 10"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/bench_simulate.py

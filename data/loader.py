@@ -1,0 +1,269 @@
+"""The one trajectory loader that train.py, discover.py and evaluate.py share.
+
+It never imports the simulators: nothing here knows which physical system a file holds, and
+arrays whose names start with ``truth_`` (ground truth written by data/simulate.py for
+evaluation) are dropped unless ``with_truth=True`` is asked for, which only evaluate.py and the
+tests do.
+
+Accepted inputs (data/README.md has the details):
+  * a built-in system name (``projectile``) -> ``data/projectile.npz``
+  * a path to an ``.npz`` with ``states`` (n_traj, T, D), ``t`` (T,) or (n_traj, T), ``names``
+    (D,), optionally ``canonical`` (D,) of "q"/"p", ``split`` (n_traj,) and ``meta`` (JSON)
+  * a path to a ``.csv`` in long form: columns ``trajectory``, ``t``, then one column per state
+    variable; a column named ``x:q`` / ``vx:p`` marks canonical coordinates.
+Bad input raises DataError with a one-line message (a UsageError: the scripts exit 2).
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from utils import DATA_DIR, UsageError
+
+# Names of the built-in simulators (data/simulate.py registers exactly these).
+BUILTIN_SYSTEMS = ("projectile", "spring", "orbit", "pendulum", "two-body", "damped-spring")
+DEFAULT_SYSTEMS = ("projectile", "spring", "orbit")
+SPLITS = ("train", "val", "test")
+NPZ_KEYS = {"states", "t", "names", "canonical", "split", "meta"}
+USER_SPLIT_SEED = 0  # user files without a split get a fixed 80/10/10 split by trajectory
+
+
+class DataError(UsageError):
+    """A trajectory file or system name that cannot be used."""
+
+
+@dataclass
+class Trajectories:
+    """Trajectories of one system.
+
+    states: (N, T, D) observed states; t: (N, T) times; names: D state names;
+    canonical: D labels "q"/"p" or None; split: (N,) of "train"/"val"/"test".
+    truth: arrays named truth_* (only with with_truth=True), without the prefix.
+    """
+
+    name: str
+    source: str
+    states: np.ndarray
+    t: np.ndarray
+    names: list[str]
+    canonical: list[str] | None
+    split: np.ndarray
+    meta: dict = field(default_factory=dict)
+    truth: dict = field(default_factory=dict)
+
+    @property
+    def n_traj(self) -> int:
+        return self.states.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.states.shape[2]
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+    def subset(self, split: str) -> "Trajectories":
+        idx = self.indices(split)
+        truth = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == self.n_traj
+                     else v) for k, v in self.truth.items()}
+        return Trajectories(self.name, self.source, self.states[idx], self.t[idx], self.names,
+                            self.canonical, self.split[idx], self.meta, truth)
+
+    def canonical_pairs(self) -> tuple[list[int], list[int]] | None:
+        """Indices (q, p) of canonical coordinates in file order, or None."""
+        if self.canonical is None:
+            return None
+        q = [i for i, c in enumerate(self.canonical) if c == "q"]
+        p = [i for i, c in enumerate(self.canonical) if c == "p"]
+        return q, p
+
+
+def _err(source: str, message: str) -> DataError:
+    return DataError(f"{source}: {message}")
+
+
+def resolve(system: str, data_dir: str | Path | None = None) -> Path:
+    """Turn a system name or path into an existing trajectory file, or raise DataError."""
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    candidate = Path(system)
+    if candidate.suffix.lower() in (".npz", ".csv") or "/" in system:
+        if not candidate.exists():
+            raise DataError(f"trajectory file not found: {system}")
+        return candidate
+    path = data_dir / f"{system}.npz"
+    if path.exists():
+        return path
+    if system in BUILTIN_SYSTEMS:
+        raise DataError(f"no data for '{system}' in {data_dir}/: run "
+                        f"`python data/simulate.py --systems {system}` first")
+    present = sorted(p.stem for p in data_dir.glob("*.npz"))
+    known = ", ".join(BUILTIN_SYSTEMS) + (f"; files in {data_dir}/: {', '.join(present)}"
+                                          if present else "")
+    raise DataError(f"unknown system '{system}' (known: {known}; or give a .npz/.csv path)")
+
+
+def load_trajectories(system: str | Path, data_dir: str | Path | None = None,
+                      with_truth: bool = False) -> Trajectories:
+    """Load and validate a system's trajectories (see the module docstring for formats)."""
+    path = resolve(str(system), data_dir)
+    if path.stat().st_size == 0:
+        raise _err(str(path), "file is empty")
+    if path.suffix.lower() == ".csv":
+        raw = _read_csv(path)
+    elif path.suffix.lower() == ".npz":
+        raw = _read_npz(path, with_truth)
+    else:
+        raise _err(str(path), "unsupported file type (use .npz or .csv)")
+    return _validate(path, raw)
+
+
+def _read_npz(path: Path, with_truth: bool) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise _err(str(path), f"cannot read as .npz ({type(err).__name__}: {err})") from None
+    if not arrays:
+        raise _err(str(path), "file holds no arrays")
+    unknown = sorted(k for k in arrays if k not in NPZ_KEYS and not k.startswith("truth_"))
+    if unknown:
+        raise _err(str(path), f"unknown arrays {unknown} (accepted: {sorted(NPZ_KEYS)} and truth_*)")
+    if "states" not in arrays:
+        raise _err(str(path), "missing array 'states' of shape (n_traj, T, D)")
+    raw = {k: v for k, v in arrays.items() if not k.startswith("truth_")}
+    raw["truth"] = ({k[len("truth_"):]: v for k, v in arrays.items() if k.startswith("truth_")}
+                    if with_truth else {})
+    if "meta" in raw:
+        try:
+            raw["meta"] = json.loads(str(raw["meta"]))
+        except json.JSONDecodeError:
+            raise _err(str(path), "array 'meta' is not a JSON string") from None
+    for key, value in raw["truth"].items():
+        if value.dtype.kind == "U" and value.ndim == 0:
+            raw["truth"][key] = json.loads(str(value))
+    return raw
+
+
+def _read_csv(path: Path) -> dict:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise _err(str(path), "file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise _err(str(path), f"cannot parse CSV ({str(err).splitlines()[0]})") from None
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    missing = [c for c in ("trajectory", "t") if c not in columns]
+    if missing:
+        raise _err(str(path), f"missing column(s) {missing}; expected 'trajectory', 't', then "
+                              "one column per state variable")
+    state_cols = [c for c in columns if c not in ("trajectory", "t")]
+    if not state_cols:
+        raise _err(str(path), "no state-variable columns after 'trajectory' and 't'")
+    if len(frame) == 0:
+        raise _err(str(path), "file has a header but no rows")
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]):
+            raise _err(str(path), f"unknown column '{c}': values are not numeric")
+    names, canonical = [], []
+    for c in state_cols:
+        base, _, label = c.partition(":")
+        if label and label not in ("q", "p"):
+            raise _err(str(path), f"column '{c}': canonical label must be ':q' or ':p'")
+        names.append(base)
+        canonical.append(label)
+    if any(canonical) and not all(canonical):
+        raise _err(str(path), "either every state column or none carries a ':q'/':p' label")
+    groups = frame.groupby("trajectory", sort=True)
+    lengths = groups.size()
+    if lengths.nunique() != 1:
+        raise _err(str(path), f"trajectories have different lengths ({lengths.min()}-"
+                              f"{lengths.max()} rows); they must all have the same number of steps")
+    states, times = [], []
+    for _, g in groups:
+        g = g.sort_values("t", kind="stable")
+        states.append(g[state_cols].to_numpy(np.float64))
+        times.append(g["t"].to_numpy(np.float64))
+    return {"states": np.stack(states), "t": np.stack(times), "names": np.array(names),
+            "canonical": np.array(canonical) if all(canonical) else None,
+            "meta": {"format": "csv"}, "truth": {}}
+
+
+def _validate(path: Path, raw: dict) -> Trajectories:
+    src = str(path)
+    states = np.asarray(raw["states"])
+    if states.dtype.kind not in "fiu":
+        raise _err(src, f"'states' must be numeric, got dtype {states.dtype}")
+    states = states.astype(np.float64)
+    if states.ndim != 3:
+        raise _err(src, f"'states' must have shape (n_traj, T, D), got {states.shape}")
+    n, T, D = states.shape
+    if n < 2:
+        raise _err(src, f"need at least 2 trajectories, got {n}")
+    if T < 3:
+        raise _err(src, f"need at least 3 time steps per trajectory, got {T}")
+    if D < 1:
+        raise _err(src, "states have no variables (D = 0)")
+    if not np.isfinite(states).all():
+        bad = int((~np.isfinite(states)).sum())
+        raise _err(src, f"'states' holds {bad} NaN/inf value(s)")
+    if "t" not in raw:
+        raise _err(src, "missing array 't' of shape (T,) or (n_traj, T)")
+    t = np.asarray(raw["t"], dtype=np.float64)
+    if t.shape == (T,):
+        t = np.broadcast_to(t, (n, T)).copy()
+    elif t.shape != (n, T):
+        raise _err(src, f"'t' must have shape ({T},) or ({n}, {T}), got {t.shape}")
+    if not np.isfinite(t).all():
+        raise _err(src, "'t' holds NaN/inf values")
+    if (np.diff(t, axis=1) <= 0).any():
+        raise _err(src, "times must be strictly increasing within every trajectory")
+    names = raw.get("names")
+    names = [str(x) for x in np.asarray(names).ravel()] if names is not None else \
+        [f"s{i}" for i in range(D)]
+    if len(names) != D:
+        raise _err(src, f"'names' has {len(names)} entries but states have D = {D}")
+    if len(set(names)) != D or any(not nm.isidentifier() for nm in names):
+        raise _err(src, f"state names must be distinct identifiers, got {names}")
+    canonical = raw.get("canonical")
+    if canonical is not None:
+        canonical = [str(x) for x in np.asarray(canonical).ravel()]
+        if len(canonical) != D or set(canonical) - {"q", "p"}:
+            raise _err(src, f"'canonical' must hold D = {D} labels 'q'/'p', got {canonical}")
+        if canonical.count("q") != canonical.count("p"):
+            raise _err(src, "'canonical' must label as many 'p' as 'q' coordinates")
+    split = raw.get("split")
+    if split is None:
+        rng = np.random.default_rng(USER_SPLIT_SEED)
+        split = default_split(n, rng)
+    else:
+        split = np.asarray(split).astype(str)
+        if split.shape != (n,) or set(split) - set(SPLITS):
+            raise _err(src, f"'split' must hold {n} labels of {SPLITS}")
+        if not (split == "train").any():
+            raise _err(src, "'split' marks no trajectory as 'train'")
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise _err(src, "'meta' must be a JSON object")
+    return Trajectories(name=path.stem, source=src, states=states, t=t, names=names,
+                        canonical=canonical, split=split, meta=meta, truth=raw.get("truth", {}))
+
+
+def default_split(n: int, rng: np.random.Generator, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
+    """Split trajectories (not time steps) into train/val/test; every part gets at least one
+    trajectory when n >= 3."""
+    order = rng.permutation(n)
+    n_val = max(1, int(round(fractions[1] * n))) if n >= 3 else 0
+    n_test = max(1, int(round(fractions[2] * n))) if n >= 3 else 0
+    split = np.full(n, "train", dtype="<U5")
+    split[order[:n_val]] = "val"
+    split[order[n_val:n_val + n_test]] = "test"
+    if n == 2:
+        split[order[1]] = "test"
+    return split
