@@ -190,3 +190,29 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+# ---------------------------------------------------------------------------- derivatives
+
+def time_derivatives(states: np.ndarray, t: np.ndarray, window: int = 7,
+                     polyorder: int = 4) -> np.ndarray:
+    """Observed time derivatives of trajectories by finite differences.
+
+    states: (N, T, D); t: (N, T) or (T,). Returns (N, T, D). On a uniform time grid this is a
+    Savitzky-Golay derivative (local polynomial of degree `polyorder` over `window` points:
+    error O(dt^4) on clean data, and some smoothing of noise); on a non-uniform grid,
+    second-order central differences (numpy.gradient). No true derivatives are ever read.
+    """
+    from scipy.signal import savgol_filter
+
+    states = np.asarray(states, dtype=np.float64)
+    n, T, d = states.shape
+    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
+    steps = np.diff(t, axis=1)
+    if np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
+        window = min(window, T if T % 2 else T - 1)
+        polyorder = min(polyorder, window - 1)
+        if window >= 3:
+            return savgol_filter(states, window, polyorder, deriv=1, delta=steps[0, 0],
+                                 axis=1, mode="interp")
+    return np.stack([np.gradient(states[i], t[i], axis=0, edge_order=2) for i in range(n)])
