@@ -1,0 +1,134 @@
+"""Hamiltonian Neural Network and its baseline (Greydanus, Dzamba & Yosinski, 2019).
+
+Models only: no training logic here (see models/hnn_experiment.py `fit`).
+
+    from models.hnn import HNNConfig, build_hamiltonian_model
+    cfg = HNNConfig(input_dim=2)
+    hnn = build_hamiltonian_model("hnn", cfg, q_idx=[0], p_idx=[1])
+    dxdt = hnn.time_derivative(x)          # x (B, D) -> (B, D)
+
+Both models map a state x (B, D) to its time derivative dx/dt (B, D). The baseline predicts it
+directly with an MLP; the HNN predicts a scalar H(x) and returns its symplectic gradient
+(dq/dt, dp/dt) = (dH/dp, -dH/dq), so its own flow conserves H exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU}
+
+
+@dataclass
+class HNNConfig:
+    """Architecture of both models; the defaults are the paper's (3 layers of 200 tanh units)."""
+
+    input_dim: int                 # D, the state size (2 for spring/pendulum, 8 for two-body)
+    hidden_dim: int = 200          # units per hidden layer
+    n_layers: int = 3              # linear layers in the MLP, including the output layer
+    activation: str = "tanh"       # key of ACTIVATIONS; must be smooth for the HNN
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, activation: str) -> nn.Sequential:
+    """n_layers linear layers (n_layers - 1 hidden), orthogonal init as in the paper's code."""
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r} (known: {', '.join(ACTIVATIONS)})")
+    dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        linear = nn.Linear(a, b, bias=i < n_layers - 1)  # a bias on H is unobservable
+        nn.init.orthogonal_(linear.weight)
+        layers.append(linear)
+        if i < n_layers - 1:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class HNN(nn.Module):
+    """Scalar H(x) from an MLP; dynamics are its symplectic gradient.
+
+    q_idx, p_idx: indices of the positions and their conjugate momenta in x, paired in order
+    (q_idx[i] is conjugate to p_idx[i]); together they must cover every coordinate once.
+    """
+
+    def __init__(self, cfg: HNNConfig, q_idx: Sequence[int], p_idx: Sequence[int]):
+        super().__init__()
+        q_idx, p_idx = list(q_idx), list(p_idx)
+        if len(q_idx) != len(p_idx):
+            raise ValueError(f"need as many momenta as positions, got {q_idx} and {p_idx}")
+        if sorted(q_idx + p_idx) != list(range(cfg.input_dim)):
+            raise ValueError(f"q_idx {q_idx} + p_idx {p_idx} must be a permutation of "
+                             f"0..{cfg.input_dim - 1}")
+        self.cfg = cfg
+        self.net = mlp(cfg.input_dim, cfg.hidden_dim, 1, cfg.n_layers, cfg.activation)
+        # J such that dx/dt = grad H @ J: dq_i/dt = dH/dp_i, dp_i/dt = -dH/dq_i.
+        J = torch.zeros(cfg.input_dim, cfg.input_dim)
+        for q, p in zip(q_idx, p_idx):
+            J[p, q] = 1.0
+            J[q, p] = -1.0
+        self.register_buffer("J", J)  # (D, D)
+        self.q_idx, self.p_idx = q_idx, p_idx
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, D) -> H (B,)."""
+        return self.net(x).squeeze(-1)
+
+    def time_derivative(self, x: Tensor, create_graph: bool | None = None) -> Tensor:
+        """x (B, D) -> symplectic gradient (B, D).
+
+        create_graph defaults to self.training, so the loss can be backpropagated through the
+        gradient while training, and evaluation does not keep the double-backward graph.
+        """
+        if create_graph is None:
+            create_graph = self.training
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            H = self.forward(x)                                         # (B,)
+            (dH,) = torch.autograd.grad(H.sum(), x, create_graph=create_graph)  # (B, D)
+        return dH @ self.J                                              # (B, D)
+
+
+class Baseline(nn.Module):
+    """MLP that outputs dx/dt directly; the paper's baseline."""
+
+    def __init__(self, cfg: HNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = mlp(cfg.input_dim, cfg.hidden_dim, cfg.input_dim, cfg.n_layers, cfg.activation)
+        # The output layer of mlp() has no bias (right for a scalar H); dx/dt needs one.
+        last = self.net[-1]
+        replacement = nn.Linear(last.in_features, last.out_features, bias=True)
+        with torch.no_grad():
+            replacement.weight.copy_(last.weight)
+            replacement.bias.zero_()
+        self.net[-1] = replacement
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, D) -> dx/dt (B, D)."""
+        return self.net(x)
+
+    def time_derivative(self, x: Tensor, create_graph: bool | None = None) -> Tensor:
+        """x (B, D) -> dx/dt (B, D); create_graph is accepted for API symmetry with HNN."""
+        return self.net(x)
+
+
+def build_hamiltonian_model(kind: str, cfg: HNNConfig, q_idx: Sequence[int] | None = None,
+                            p_idx: Sequence[int] | None = None) -> nn.Module:
+    """kind 'hnn' -> HNN(cfg, q_idx, p_idx); 'baseline' -> Baseline(cfg).
+
+    q_idx/p_idx default to the first and second half of the coordinates.
+    """
+    if kind == "hnn":
+        half = cfg.input_dim // 2
+        q_idx = list(range(half)) if q_idx is None else q_idx
+        p_idx = list(range(half, cfg.input_dim)) if p_idx is None else p_idx
+        return HNN(cfg, q_idx, p_idx)
+    if kind == "baseline":
+        return Baseline(cfg)
+    raise ValueError(f"unknown model kind {kind!r} (choose 'hnn' or 'baseline')")
