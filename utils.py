@@ -130,8 +130,26 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
+# np.savez_compressed stamps every zip entry with the current time, so two identical runs
+# would give different bytes; a fixed stamp makes the files reproducible byte for byte.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(fh: io.BufferedWriter, arrays: dict[str, Any]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(value))
+
+
 def atomic_write_npz(path: str | Path, **arrays: Any) -> Path:
-    return _atomic_write(Path(path), lambda fh: np.savez_compressed(fh, **arrays))
+    """Compressed .npz readable by np.load; same arrays -> same bytes (no time stamps)."""
+    return _atomic_write(Path(path), lambda fh: _write_npz(fh, arrays))
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> Path:
