@@ -32,8 +32,10 @@ class HNNConfig:
     activation: str = "tanh"       # key of ACTIVATIONS; must be smooth for the HNN
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, activation: str) -> nn.Sequential:
-    """n_layers linear layers (n_layers - 1 hidden), orthogonal init as in the paper's code."""
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, activation: str,
+        generator: torch.Generator | None = None, out_bias: bool = False) -> nn.Sequential:
+    """n_layers linear layers (n_layers - 1 hidden): orthogonal weights (as in the paper),
+    biases uniform in +-1/sqrt(fan_in) (torch's default), drawn from `generator` when given."""
     if n_layers < 1:
         raise ValueError(f"n_layers must be >= 1, got {n_layers}")
     if activation not in ACTIVATIONS:
@@ -41,8 +43,12 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, activation: s
     dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        linear = nn.Linear(a, b, bias=i < n_layers - 1)  # a bias on H is unobservable
-        nn.init.orthogonal_(linear.weight)
+        linear = nn.Linear(a, b, bias=i < n_layers - 1 or out_bias)
+        with torch.no_grad():
+            nn.init.orthogonal_(linear.weight, generator=generator)
+            if linear.bias is not None:
+                bound = 1.0 / a**0.5
+                linear.bias.uniform_(-bound, bound, generator=generator)
         layers.append(linear)
         if i < n_layers - 1:
             layers.append(ACTIVATIONS[activation]())
@@ -56,7 +62,8 @@ class HNN(nn.Module):
     (q_idx[i] is conjugate to p_idx[i]); together they must cover every coordinate once.
     """
 
-    def __init__(self, cfg: HNNConfig, q_idx: Sequence[int], p_idx: Sequence[int]):
+    def __init__(self, cfg: HNNConfig, q_idx: Sequence[int], p_idx: Sequence[int],
+                 generator: torch.Generator | None = None):
         super().__init__()
         q_idx, p_idx = list(q_idx), list(p_idx)
         if len(q_idx) != len(p_idx):
@@ -65,7 +72,8 @@ class HNN(nn.Module):
             raise ValueError(f"q_idx {q_idx} + p_idx {p_idx} must be a permutation of "
                              f"0..{cfg.input_dim - 1}")
         self.cfg = cfg
-        self.net = mlp(cfg.input_dim, cfg.hidden_dim, 1, cfg.n_layers, cfg.activation)
+        # No output bias: a constant offset of H is unobservable from its gradient.
+        self.net = mlp(cfg.input_dim, cfg.hidden_dim, 1, cfg.n_layers, cfg.activation, generator)
         # J such that dx/dt = grad H @ J: dq_i/dt = dH/dp_i, dp_i/dt = -dH/dq_i.
         J = torch.zeros(cfg.input_dim, cfg.input_dim)
         for q, p in zip(q_idx, p_idx):
@@ -97,17 +105,11 @@ class HNN(nn.Module):
 class Baseline(nn.Module):
     """MLP that outputs dx/dt directly; the paper's baseline."""
 
-    def __init__(self, cfg: HNNConfig):
+    def __init__(self, cfg: HNNConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.cfg = cfg
-        self.net = mlp(cfg.input_dim, cfg.hidden_dim, cfg.input_dim, cfg.n_layers, cfg.activation)
-        # The output layer of mlp() has no bias (right for a scalar H); dx/dt needs one.
-        last = self.net[-1]
-        replacement = nn.Linear(last.in_features, last.out_features, bias=True)
-        with torch.no_grad():
-            replacement.weight.copy_(last.weight)
-            replacement.bias.zero_()
-        self.net[-1] = replacement
+        self.net = mlp(cfg.input_dim, cfg.hidden_dim, cfg.input_dim, cfg.n_layers, cfg.activation,
+                       generator, out_bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, D) -> dx/dt (B, D)."""
@@ -119,16 +121,18 @@ class Baseline(nn.Module):
 
 
 def build_hamiltonian_model(kind: str, cfg: HNNConfig, q_idx: Sequence[int] | None = None,
-                            p_idx: Sequence[int] | None = None) -> nn.Module:
-    """kind 'hnn' -> HNN(cfg, q_idx, p_idx); 'baseline' -> Baseline(cfg).
+                            p_idx: Sequence[int] | None = None,
+                            generator: torch.Generator | None = None) -> nn.Module:
+    """kind 'hnn' -> HNN(cfg, q_idx, p_idx); 'baseline' -> Baseline(cfg) (ignores q/p_idx).
 
-    q_idx/p_idx default to the first and second half of the coordinates.
+    q_idx/p_idx default to the first and second half of the coordinates; `generator` seeds the
+    initial weights (None = torch's global generator).
     """
     if kind == "hnn":
         half = cfg.input_dim // 2
         q_idx = list(range(half)) if q_idx is None else q_idx
         p_idx = list(range(half, cfg.input_dim)) if p_idx is None else p_idx
-        return HNN(cfg, q_idx, p_idx)
+        return HNN(cfg, q_idx, p_idx, generator)
     if kind == "baseline":
-        return Baseline(cfg)
+        return Baseline(cfg, generator)
     raise ValueError(f"unknown model kind {kind!r} (choose 'hnn' or 'baseline')")
