@@ -13,6 +13,7 @@ time with tighter tolerances, so every trajectory meets it (see bench/bench_simu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -22,6 +23,11 @@ from typing import Callable
 
 import numpy as np
 from scipy.integrate import solve_ivp
+
+try:
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -149,8 +155,9 @@ DAMPED_SPRING = System(
 
 def _orbit_rhs(s, p):
     x, y, vx, vy = np.moveaxis(s, -1, 0)
-    r3 = (x * x + y * y) ** 1.5
-    return np.stack([vx, vy, -p["GM"] * x / r3, -p["GM"] * y / r3], axis=-1)
+    r2 = x * x + y * y
+    c = -p["GM"] / (r2 * np.sqrt(r2))       # sqrt is several times cheaper than ** 1.5
+    return np.stack([vx, vy, c * x, c * y], axis=-1)
 
 
 def _orbit_sample(rng, n, p):
@@ -235,12 +242,15 @@ PENDULUM = System(
 # ---------------------------------------------------------------------------- two-body (HNN paper)
 
 def _two_body_rhs(s, p):
-    q1, q2, p1, p2 = s[..., 0:2], s[..., 2:4], s[..., 4:6], s[..., 6:8]
-    m1, m2, G = p["m1"], p["m2"], p["G"]
-    d = q2 - q1
-    r3 = np.sum(d * d, axis=-1, keepdims=True) ** 1.5
-    force = G * m1 * m2 * d / r3           # force on body 1
-    return np.concatenate([p1 / m1, p2 / m2, force, -force], axis=-1)
+    # Column by column: on the stacked state this is ~3x faster than (.., 2)-vector slices
+    # with a keepdims sum and ** 1.5, and the rhs dominates the stacked solve's time.
+    x1, y1, x2, y2, px1, py1, px2, py2 = np.moveaxis(s, -1, 0)
+    m1, m2 = p["m1"], p["m2"]
+    dx, dy = x2 - x1, y2 - y1
+    r2 = dx * dx + dy * dy
+    c = p["G"] * m1 * m2 / (r2 * np.sqrt(r2))
+    fx, fy = c * dx, c * dy                 # force on body 1
+    return np.stack([px1 / m1, py1 / m1, px2 / m2, py2 / m2, fx, fy, -fx, -fy], axis=-1)
 
 
 def _two_body_energy(s, p):
@@ -316,25 +326,37 @@ def integrate(system: System, x0: Array, t: Array, params: dict | None = None,
 
     def solve(block: Array, rtol: float, atol: float) -> Array:
         k = block.shape[0]
-        fun = lambda _t, y: system.rhs(y.reshape(k, d), params).ravel()
-        sol = solve_ivp(fun, (t[0], t[-1]), block.ravel(), method="RK45", t_eval=t,
+        # Variable-major layout (D, k): each variable of all k trajectories is one contiguous
+        # row, so the rhs's per-variable arithmetic runs on contiguous memory.
+        fun = lambda _t, y: system.rhs(y.reshape(d, k).T, params).T.ravel()
+        sol = solve_ivp(fun, (t[0], t[-1]), block.T.ravel(), method="RK45", t_eval=t,
                         rtol=rtol, atol=atol)
         if not sol.success:
             raise RuntimeError(f"{system.name}: RK45 failed ({sol.message})")
-        return sol.y.reshape(k, d, len(t)).transpose(0, 2, 1)
+        return sol.y.reshape(d, k, len(t)).transpose(1, 2, 0)
 
     info = {"method": "RK45", "rtol": RTOL, "atol": ATOL, "retry_rtol": RTOL_RETRY,
             "retry_atol": ATOL_RETRY, "drift_tol": DRIFT_TOL, "stacked": stacked, "resolved": 0}
-    if not stacked:
-        return np.stack([solve(x0[i:i + 1], RTOL, ATOL)[0] for i in range(n)]), info
-    states = solve(x0, RTOL, ATOL)
-    if system.checked:
-        drift = relative_drift(system, states, params)
-        bad = np.flatnonzero(np.max(np.stack(list(drift.values())), axis=0) > DRIFT_TOL)
-        for i in bad:
-            states[i] = solve(x0[i:i + 1], RTOL_RETRY, ATOL_RETRY)[0]
-        info["resolved"] = int(len(bad))
+    with _single_blas_thread():
+        if not stacked:
+            return np.stack([solve(x0[i:i + 1], RTOL, ATOL)[0] for i in range(n)]), info
+        states = solve(x0, RTOL, ATOL)
+        if system.checked:
+            drift = relative_drift(system, states, params)
+            bad = np.flatnonzero(np.max(np.stack(list(drift.values())), axis=0) > DRIFT_TOL)
+            for i in bad:
+                states[i] = solve(x0[i:i + 1], RTOL_RETRY, ATOL_RETRY)[0]
+            info["resolved"] = int(len(bad))
     return states, info
+
+
+def _single_blas_thread():
+    """RK45 takes a (n_stages, N*D) BLAS product every step: far too small to share between
+    threads, and on a busy 2-core machine OpenBLAS's threads made the stacked two-body solve
+    10-30x slower (0.4 s -> 4-18 s). One thread is never slower here."""
+    if threadpool_limits is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def simulate(name: str, n_traj: int = 2000, steps: int | None = None, noise: float = 0.0,
@@ -345,10 +367,12 @@ def simulate(name: str, n_traj: int = 2000, steps: int | None = None, noise: flo
     steps = steps or system.steps
     rng = np.random.default_rng(seed)
     x0 = system.sample(rng, n_traj, params)
+    # The split is drawn before the noise, so a noisy file has the same trajectories and the
+    # same split as the clean one made with the same seed.
+    split = default_split(n_traj, rng)
     t = np.linspace(0.0, system.t_end, steps)
-    start = time.perf_counter()
+    # No wall time goes into the file: the same seed must give the same bytes.
     clean, info = integrate(system, x0, t, params, stacked=stacked)
-    info["seconds"] = time.perf_counter() - start
     drift = relative_drift(system, clean, params)
     worst = {k: float(v.max()) for k, v in drift.items()}
     if any(v > DRIFT_TOL for v in worst.values()):
@@ -357,7 +381,6 @@ def simulate(name: str, n_traj: int = 2000, steps: int | None = None, noise: flo
     if noise > 0:
         spread = clean.reshape(-1, clean.shape[-1]).std(axis=0)
         observed = clean + noise * spread * rng.standard_normal(clean.shape)
-    split = default_split(n_traj, rng)
     invariant_names = list(system.invariants)
     meta = {"system": name, "n_traj": n_traj, "steps": steps, "t_end": system.t_end,
             "dt": float(t[1] - t[0]), "noise": noise, "noise_kind": "gaussian, relative to "
@@ -385,9 +408,16 @@ def output_path(out: Path, name: str, noise: float) -> Path:
     return out / (f"{name}-noise{noise:g}.npz" if noise > 0 else f"{name}.npz")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (UsageError -> exit 2), not usage + error."""
+
+    def error(self, message: str):
+        fail(f"{message} (see --help)")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(description=__doc__.split("\n\n")[0],
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", nargs="+", default=list(DEFAULT_SYSTEMS),
                     help=f"systems to simulate (known: {', '.join(SYSTEMS)})")
     ap.add_argument("--n-traj", type=int, default=2000, help="trajectories per system")
@@ -410,6 +440,8 @@ def main(argv=None) -> None:
         fail(f"--n-traj must be at least 2, got {args.n_traj}")
     if args.steps is not None and args.steps < 3:
         fail(f"--steps must be at least 3, got {args.steps}")
+    if args.seed < 0:
+        fail(f"--seed must be a non-negative integer, got {args.seed}")
     if not (0.0 <= args.noise < 1.0):
         fail(f"--noise must be in [0, 1), got {args.noise}")
     if args.out.exists() and not args.out.is_dir():
@@ -418,14 +450,20 @@ def main(argv=None) -> None:
     for name in args.systems:
         # Each system draws from its own Generator(seed): adding a system to the command
         # never changes another system's data.
+        start = time.perf_counter()
         arrays = simulate(name, args.n_traj, args.steps, args.noise, args.seed)
-        path = atomic_write_npz(output_path(args.out, name, args.noise), **arrays)
+        seconds = time.perf_counter() - start
+        path = output_path(args.out, name, args.noise)
+        try:
+            atomic_write_npz(path, **arrays)
+        except OSError as err:  # the old file, if any, is left as it was
+            fail(f"cannot write {path}: {err.strerror or err}")
         meta = json.loads(str(arrays["meta"]))
         drift = arrays["truth_drift"]
         worst = f"{drift.max():.1e}" if drift.size else "n/a"
         if not args.quiet:
             print(f"{name:>13}: {arrays['states'].shape[0]} trajectories x {meta['steps']} steps, "
-                  f"dt={meta['dt']:.4f}, {meta['solver']['seconds']:.2f}s, worst drift {worst}, "
+                  f"dt={meta['dt']:.4f}, {seconds:.2f}s, worst drift {worst}, "
                   f"re-solved {meta['solver']['resolved']} -> {path}")
 
 
