@@ -123,7 +123,11 @@ def load_trajectories(system: str | Path, data_dir: str | Path | None = None,
 
 def _read_npz(path: Path, with_truth: bool) -> dict:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy renamed to .npz
+            raise _err(str(path), "holds a single .npy array, not an .npz archive of named "
+                                  "arrays (save with np.savez(path, states=..., t=..., ...))")
+        with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise _err(str(path), f"cannot read as .npz ({type(err).__name__}: {err})") from None
@@ -144,7 +148,10 @@ def _read_npz(path: Path, with_truth: bool) -> dict:
             raise _err(str(path), "array 'meta' is not a JSON string") from None
     for key, value in raw["truth"].items():
         if value.dtype.kind == "U" and value.ndim == 0:
-            raw["truth"][key] = json.loads(str(value))
+            try:
+                raw["truth"][key] = json.loads(str(value))
+            except json.JSONDecodeError:
+                raise _err(str(path), f"array 'truth_{key}' is not a JSON string") from None
     return raw
 
 
@@ -168,16 +175,21 @@ def _read_csv(path: Path) -> dict:
         raise _err(str(path), "no state-variable columns after 'trajectory' and 't'")
     if len(frame) == 0:
         raise _err(str(path), "file has a header but no rows")
-    for c in columns:
-        if not pd.api.types.is_numeric_dtype(frame[c]):
-            raise _err(str(path), f"unknown column '{c}': values are not numeric")
     names, canonical = [], []
     for c in state_cols:
         base, _, label = c.partition(":")
+        if not base.isidentifier():
+            raise _err(str(path), f"unknown column '{c}': state columns are named like "
+                                  "identifiers (x, vx, q1), optionally with ':q' or ':p'")
         if label and label not in ("q", "p"):
-            raise _err(str(path), f"column '{c}': canonical label must be ':q' or ':p'")
+            raise _err(str(path), f"unknown column '{c}': canonical label must be ':q' or ':p'")
         names.append(base)
         canonical.append(label)
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
+            raise _err(str(path), f"column '{c}' holds non-numeric values")
+    if not np.isfinite(frame["trajectory"].to_numpy(np.float64)).all():
+        raise _err(str(path), "column 'trajectory' holds empty or NaN/inf ids")
     if any(canonical) and not all(canonical):
         raise _err(str(path), "either every state column or none carries a ':q'/':p' label")
     groups = frame.groupby("trajectory", sort=True)
@@ -185,9 +197,10 @@ def _read_csv(path: Path) -> dict:
     if lengths.nunique() != 1:
         raise _err(str(path), f"trajectories have different lengths ({lengths.min()}-"
                               f"{lengths.max()} rows); they must all have the same number of steps")
+    # Rows keep their file order within a trajectory (no sorting by t): a file whose times go
+    # backwards is reported, not silently reordered.
     states, times = [], []
     for _, g in groups:
-        g = g.sort_values("t", kind="stable")
         states.append(g[state_cols].to_numpy(np.float64))
         times.append(g["t"].to_numpy(np.float64))
     return {"states": np.stack(states), "t": np.stack(times), "names": np.array(names),
@@ -215,15 +228,20 @@ def _validate(path: Path, raw: dict) -> Trajectories:
         raise _err(src, f"'states' holds {bad} NaN/inf value(s)")
     if "t" not in raw:
         raise _err(src, "missing array 't' of shape (T,) or (n_traj, T)")
-    t = np.asarray(raw["t"], dtype=np.float64)
+    t = np.asarray(raw["t"])
+    if t.dtype.kind not in "fiu":
+        raise _err(src, f"'t' must be numeric, got dtype {t.dtype}")
+    t = t.astype(np.float64)
     if t.shape == (T,):
         t = np.broadcast_to(t, (n, T)).copy()
     elif t.shape != (n, T):
         raise _err(src, f"'t' must have shape ({T},) or ({n}, {T}), got {t.shape}")
     if not np.isfinite(t).all():
         raise _err(src, "'t' holds NaN/inf values")
-    if (np.diff(t, axis=1) <= 0).any():
-        raise _err(src, "times must be strictly increasing within every trajectory")
+    bad = np.flatnonzero((np.diff(t, axis=1) <= 0).any(axis=1))
+    if bad.size:
+        raise _err(src, f"times must be strictly increasing within every trajectory "
+                        f"({bad.size} trajectory(ies) are not, the first is number {bad[0]})")
     names = raw.get("names")
     names = [str(x) for x in np.asarray(names).ravel()] if names is not None else \
         [f"s{i}" for i in range(D)]
