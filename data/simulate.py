@@ -127,6 +127,18 @@ def _spring_exact(s0, t, p):
     return np.stack([x, v], axis=-1)
 
 
+def _damped_spring_exact(s0, t, p):
+    """Under-damped m x'' + c x' + k x = 0 with v = m x' (the spring when c = 0)."""
+    m, gamma = p["m"], p.get("c", 0.0) / (2 * p["m"])
+    omega0_sq = p["k"] / m
+    omega = np.sqrt(omega0_sq - gamma**2)
+    x0, xdot0 = s0[:, 0, None], s0[:, 1, None] / m
+    decay, cos, sin = np.exp(-gamma * t), np.cos(omega * t), np.sin(omega * t)
+    x = decay * (x0 * cos + (xdot0 + gamma * x0) / omega * sin)
+    xdot = decay * (xdot0 * cos - (omega0_sq * x0 + gamma * xdot0) / omega * sin)
+    return np.stack([x, m * xdot], axis=-1)
+
+
 def _spring_energy(s, p):
     return 0.5 * s[..., 1]**2 / p["m"] + 0.5 * p["k"] * s[..., 0]**2
 
@@ -147,7 +159,7 @@ DAMPED_SPRING = System(
     invariants={"E": _spring_energy}, checked=(), conserved=(),
     description="the spring with linear damping c = 0.3: nothing is conserved (a negative "
                 "control for discovery)",
-    latex={"E": r"\tfrac12 v^2 + \tfrac12 k x^2"},
+    exact=_damped_spring_exact, latex={"E": r"\tfrac12 v^2 + \tfrac12 k x^2"},
 )
 
 
