@@ -130,8 +130,9 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
-# np.savez_compressed stamps every zip entry with the current time, so two identical runs
-# would give different bytes; a fixed stamp makes the files reproducible byte for byte.
+# Each zip entry is written with an explicit, fixed time stamp (and fixed attributes) so that
+# the same arrays give the same bytes whatever numpy's and zipfile's defaults are (zipfile
+# stamps the current time when an entry is given by name with writestr, or taken from a file).
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
