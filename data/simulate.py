@@ -345,7 +345,7 @@ def integrate(system: System, x0: Array, t: Array, params: dict | None = None,
                         rtol=rtol, atol=atol)
         if not sol.success:
             raise RuntimeError(f"{system.name}: RK45 failed ({sol.message})")
-        return sol.y.reshape(d, k, len(t)).transpose(1, 2, 0)
+        return np.ascontiguousarray(sol.y.reshape(d, k, len(t)).transpose(1, 2, 0))
 
     info = {"method": "RK45", "rtol": RTOL, "atol": ATOL, "retry_rtol": RTOL_RETRY,
             "retry_atol": ATOL_RETRY, "drift_tol": DRIFT_TOL, "stacked": stacked, "resolved": 0}
@@ -365,7 +365,7 @@ def integrate(system: System, x0: Array, t: Array, params: dict | None = None,
 def _single_blas_thread():
     """RK45 takes a (n_stages, N*D) BLAS product every step: far too small to share between
     threads, and on a busy 2-core machine OpenBLAS's threads made the stacked two-body solve
-    10-30x slower (0.4 s -> 4-18 s). One thread is never slower here."""
+    10-30x slower (0.4 s -> 4-18 s); one thread was as fast on an idle machine."""
     if threadpool_limits is None:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
