@@ -89,14 +89,12 @@ def find_run(results_dir: Path, data: Trajectories, system_arg: str) -> Path:
     runs = []
     for cfg_path in sorted((results_dir / "runs").glob("*/config.json")):
         cfg = read_json(cfg_path, {})
-        flags = cfg.get("args", cfg)
-        if flags.get("model", "physicsnet") != "physicsnet":
+        flags = cfg.get("flags", {})
+        if flags.get("model") != "physicsnet" or cfg.get("data", {}).get("name") != data.name:
             continue
         if not (cfg_path.parent / "checkpoint.pt").exists():
             continue
-        if Path(str(flags.get("system", ""))).stem != data.name:
-            continue
-        physics = float(flags.get("energy_weight", flags.get("beta", 0.0)) or 0.0) > 0
+        physics = float(flags.get("beta", 0.0)) > 0
         runs.append((physics, cfg_path.stat().st_mtime, cfg_path.parent))
     if not runs:
         fail(f"no trained PhysicsNet run for '{data.name}' in {results_dir}/runs: run "
@@ -116,16 +114,9 @@ class Network:
         self.model, self.checkpoint = load_run(run_dir, device="cpu")
         self.model.eval()
         cfg = self.model.config
-        self.energy_trained = bool(getattr(cfg, "energy_trained", None)
-                                   if hasattr(cfg, "energy_trained")
-                                   else self._energy_weight() > 0) and \
-            getattr(cfg, "q_idx", None) is not None
+        energy_weight = float(self.checkpoint.get("flags", {}).get("beta", 0.0))
+        self.energy_trained = energy_weight > 0 and getattr(cfg, "q_idx", None) is not None
         self.n_invariants = int(getattr(cfg, "n_invariants", 0) or 0)
-
-    def _energy_weight(self) -> float:
-        cfg = self.checkpoint.get("config", {}) or {}
-        flags = cfg.get("args", cfg) if isinstance(cfg, dict) else {}
-        return float(flags.get("energy_weight", flags.get("beta", 0.0)) or 0.0)
 
     def _apply(self, fn, states: np.ndarray) -> np.ndarray:
         with self.torch.no_grad():
