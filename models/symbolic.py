@@ -77,6 +77,7 @@ class Inputs:
     names: list[str]                      # state variable names, in file order
     symbols: dict[str, sp.Symbol]         # every input symbol (states and derived)
     derived: dict[str, sp.Expr]           # derived name -> expression in the state symbols
+    positions: list[str] = field(default_factory=list)   # names marked "q" (canonical data)
 
     @property
     def state_symbols(self) -> list[sp.Symbol]:
@@ -124,13 +125,14 @@ def make_inputs(names: list[str], canonical: list[str] | None) -> Inputs:
                 derived[fresh(f"r{i}{j}")] = sp.sqrt((a[0] - b[0])**2 + (a[1] - b[1])**2)
     for name in derived:
         symbols[name] = sp.Symbol(name, positive=True)
-    return Inputs(list(names), symbols, derived)
+    positions = [n for n, c in zip(names, canonical or []) if c == "q"]
+    return Inputs(list(names), symbols, derived, positions)
 
 
 def build_library(inputs: Inputs, degree: int | None = None) -> list[sp.Expr]:
     """Feature library (no constant): monomials of the state variables up to `degree`
-    (3 for up to 4 variables, 2 above), and for each derived distance d: d, 1/d, 1/d^2 and the
-    state variables divided by d."""
+    (3 for up to 4 variables, 2 above); for each derived distance d: d, 1/d, 1/d^2 and the
+    state variables divided by d; for up to 4 variables, cos and sin of each position."""
     states = inputs.state_symbols
     degree = degree or (3 if len(states) <= 4 else 2)
     feats: list[sp.Expr] = []
@@ -140,6 +142,9 @@ def build_library(inputs: Inputs, degree: int | None = None) -> list[sp.Expr]:
     for name in inputs.derived:
         d = inputs.symbols[name]
         feats += [d, 1 / d, 1 / d**2] + [s / d for s in states]
+    if inputs.positions and len(states) <= 4:
+        # angles are common coordinates (pendulums, rotors): periodic functions of positions
+        feats += [f(inputs.symbols[n]) for n in inputs.positions for f in (sp.cos, sp.sin)]
     return feats
 
 
@@ -411,7 +416,7 @@ def operon_front(X: np.ndarray, y: np.ndarray, input_names: list[str],
     from pyoperon.sklearn import SymbolicRegressor
 
     reg = SymbolicRegressor(
-        allowed_symbols="add,sub,mul,div,square,sqrt,constant,variable",
+        allowed_symbols="add,sub,mul,div,square,sqrt,sin,cos,constant,variable",
         objectives=["r2", "length"], max_evaluations=int(budget), generations=int(generations),
         population_size=500, optimizer_iterations=5, n_threads=threads, random_state=seed,
         max_length=max_length, max_depth=10)
