@@ -11,8 +11,9 @@ from torch import nn
 
 from data.simulate import SYSTEMS
 from models.hnn import HNN, Baseline, HNNConfig, build_hamiltonian_model
-from models.hnn_experiment import (MODELS, TASKS, evaluate_model, fit, main, make_dataset,
-                                   quick_task, rollout, run_one, sample_two_body_paper)
+from models.hnn_experiment import (MODELS, TASKS, evaluate_model, fit, fused_supported,
+                                   hnn_loss_and_grads, main, make_dataset, mse, quick_task,
+                                   rollout, run_one, sample_two_body_paper)
 
 
 @pytest.fixture(autouse=True)
@@ -174,6 +175,42 @@ def _spring_problem(n=128, seed=0):
     x = rng.uniform(-1, 1, (n, 2))
     dxdt = np.stack([2 * x[:, 1], -2 * x[:, 0]], axis=1)
     return torch.tensor(x, dtype=torch.float32), torch.tensor(dxdt, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("n_layers,q_idx,p_idx", [(2, [0], [1]), (3, [1, 3], [2, 0]),
+                                                   (4, [0, 1, 2, 3], [4, 5, 6, 7])])
+def test_fused_gradients_equal_autograd(n_layers, q_idx, p_idx):
+    dim = len(q_idx) * 2
+    g = torch.Generator().manual_seed(n_layers)
+    model = HNN(HNNConfig(input_dim=dim, hidden_dim=24, n_layers=n_layers), q_idx, p_idx,
+                generator=g).double()
+    assert fused_supported(model)
+    x = torch.randn(17, dim, dtype=torch.float64, generator=g)
+    y = torch.randn(17, dim, dtype=torch.float64, generator=g)
+    loss = hnn_loss_and_grads(model, x, y)
+    fused = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    reference = mse(model.time_derivative(x, create_graph=True), y)
+    reference.backward()
+    torch.testing.assert_close(loss, reference.detach(), rtol=1e-12, atol=0)
+    for a, p in zip(fused, model.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-10, atol=1e-13)
+    assert not fused_supported(build_hamiltonian_model("baseline", HNNConfig(input_dim=2)))
+    assert not fused_supported(HNN(HNNConfig(input_dim=2, activation="relu"), [0], [1]))
+
+
+def test_fused_and_autograd_engines_train_alike():
+    x, y = _spring_problem()
+    runs = {}
+    for engine in ("fused", "autograd"):
+        model = build_hamiltonian_model("hnn", HNNConfig(input_dim=2, hidden_dim=32), [0], [1],
+                                        generator=torch.Generator().manual_seed(0)).double()
+        runs[engine] = fit(model, x.double(), y.double(), steps=60, batch_size=32,
+                           generator=torch.Generator().manual_seed(1), log_every=20,
+                           engine=engine)
+    assert runs["fused"]["engine"] == "fused" and runs["autograd"]["engine"] == "autograd"
+    np.testing.assert_allclose(runs["fused"]["train_loss"], runs["autograd"]["train_loss"],
+                               rtol=1e-8)
 
 
 @pytest.mark.parametrize("kind,batch", [("hnn", None), ("baseline", None), ("hnn", 32)])
