@@ -1,0 +1,142 @@
+"""Training benchmark: time, and what the trained heads learned, checked against ground truth.
+
+    python bench/bench_train.py                                  # train + measure 3 core systems
+    python bench/bench_train.py --systems spring --epochs 20     # quicker
+    python bench/bench_train.py --no-train                       # measure existing runs only
+    python bench/bench_train.py --systems orbit --invariants     # + orbit --n-invariants 1 run
+
+Test-side: this script reads truth_* arrays and imports data/simulate.py (to evaluate the true
+energy of rolled-out states); train.py and models/ never do. For each system it trains (or
+loads) a physics-aware run (default flags, tag physics-aware) and a standard one
+(--energy-weight 0.0, tag standard), then reports on the held-out test split:
+  * affine R^2 of E_hat against the true energy (best a*E + b);
+  * energy drift of rollouts, |E(t) - E(0)| / |E(0)| with the true E averaged over time and
+    trajectories, from a prefix of `--prefix` observed steps to the end of the trajectory:
+    the standard model unprojected, the physics-aware one projected onto E_hat's level set;
+  * with --invariants: for the extra head of an orbit run with --n-invariants 1, the R^2 of a
+    cubic polynomial in the true L fitted to the head's per-trajectory means, the same in E
+    (should be low), and the within/between conservation ratio of the head.
+Results go to <results-dir>/bench_train.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.loader import load_trajectories  # noqa: E402
+from data.simulate import SYSTEMS  # noqa: E402  (test-side only)
+from models.physics_net import load_run  # noqa: E402
+from utils import RESULTS_DIR, atomic_write_json, run_name  # noqa: E402
+
+
+def affine_r2(pred: np.ndarray, truth: np.ndarray) -> float:
+    """R^2 of the best a*truth + b fit to pred (both flat)."""
+    A = np.stack([truth, np.ones_like(truth)], 1)
+    coef, *_ = np.linalg.lstsq(A, pred, rcond=None)
+    resid = pred - A @ coef
+    return float(1 - resid.var() / pred.var())
+
+
+def poly_r2(y: np.ndarray, x: np.ndarray, degree: int = 3) -> float:
+    """R^2 of a polynomial of degree `degree` in x fitted to y (both (n,))."""
+    xs = (x - x.mean()) / x.std()
+    A = np.stack([xs ** k for k in range(degree + 1)], 1)
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    return float(1 - (y - A @ coef).var() / y.var())
+
+
+def true_energy(system: str, states: np.ndarray, params: dict) -> np.ndarray:
+    return SYSTEMS[system].invariants["E"](states, params)
+
+
+@torch.no_grad()
+def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dict:
+    model, ckpt = load_run(run_dir)
+    test = data.subset("test")
+    states = torch.as_tensor(test.states, dtype=torch.float32)
+    E_true = test.truth["invariants"][..., 0]
+    E_hat = model.energy(states).numpy()
+    out = {"run": str(run_dir), "energy_r2_test": affine_r2(E_hat.ravel(), E_true.ravel()),
+           "energy_slope": float(np.polyfit(E_true.ravel(), E_hat.ravel(), 1)[0])}
+    t0 = time.perf_counter()
+    roll = model.rollout(states[:, :prefix], states.shape[1] - prefix, project=project).numpy()
+    out["rollout_seconds"] = time.perf_counter() - t0
+    params = data.truth["meta"]["params"]
+    E_roll = true_energy(system, roll.astype(np.float64), params)
+    E0 = true_energy(system, test.states[:, :1], params)
+    drift = np.abs(E_roll[:, prefix:] - E0) / np.abs(E0)
+    out.update(rollout_drift=float(drift.mean()), rollout_drift_median_traj=float(
+        np.median(drift.mean(1))), rollout_state_rmse=float(np.sqrt(
+            ((roll[:, prefix:] - test.states[:, prefix:]) ** 2).mean())), projected=project)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    out.update(train_seconds=summary["train_seconds"], seconds_per_epoch=summary[
+        "seconds_per_epoch"], parameters=summary["parameters"], epochs=summary["epochs"])
+    if model.config.n_invariants:
+        inv = model.invariants(states).numpy()                 # (N, T, K)
+        names = list(test.truth["invariant_names"])
+        truth = {n: test.truth["invariants"][..., i] for i, n in enumerate(names)}
+        heads = []
+        for k in range(inv.shape[-1]):
+            h = inv[..., k]
+            means = h.mean(1)
+            ratio = float(h.var(1).mean() / means.var())
+            heads.append({"head": k, "conservation_ratio": ratio,
+                          **{f"cubic_r2_vs_{n}": poly_r2(means, v.mean(1)) for n, v in
+                             truth.items() if np.isfinite(v).all()}})
+        out["invariant_heads"] = heads
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--systems", nargs="+", default=["projectile", "spring", "orbit"])
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--prefix", type=int, default=10, help="observed steps before a rollout")
+    ap.add_argument("--no-train", action="store_true", help="measure existing runs only")
+    ap.add_argument("--invariants", action="store_true",
+                    help="also train/measure --n-invariants 1 runs (tag inv1)")
+    ap.add_argument("--extra", nargs="*", default=[], help="extra train.py flags for every run")
+    ap.add_argument("--results-dir", default=str(RESULTS_DIR))
+    args = ap.parse_args(argv)
+    import train as train_script
+
+    variants = [("physics-aware", []), ("standard", ["--energy-weight", "0.0"])]
+    if args.invariants:
+        variants.append(("inv1", ["--n-invariants", "1"]))
+    report = {}
+    for system in args.systems:
+        data = load_trajectories(system, with_truth=True)
+        report[system] = {}
+        for tag, flags in variants:
+            run_dir = Path(args.results_dir) / "runs" / run_name(system, "physicsnet", tag, 0)
+            if not args.no_train:
+                cfg = train_script.parse_flags(
+                    ["--system", system, "--tag", tag, "--epochs", str(args.epochs), "--quiet",
+                     "--results-dir", args.results_dir, *flags, *args.extra])
+                train_script.train(cfg)
+            res = measure(system, run_dir, data, args.prefix, project=tag != "standard")
+            report[system][tag] = res
+            print(f"{system:>10} {tag:>13}: E_hat R2(test) {res['energy_r2_test']:.6f}  "
+                  f"drift {res['rollout_drift']:.2e}  state rmse {res['rollout_state_rmse']:.2e}  "
+                  f"{res['train_seconds']:.0f}s ({res['seconds_per_epoch']:.2f}s/epoch)"
+                  + (f"  heads {res['invariant_heads']}" if "invariant_heads" in res else ""),
+                  flush=True)
+        std, phys = report[system].get("standard"), report[system].get("physics-aware")
+        if std and phys:
+            report[system]["drift_ratio_standard_over_physics"] = (
+                std["rollout_drift"] / max(phys["rollout_drift"], 1e-300))
+            print(f"{system:>10} drift standard / physics-aware = "
+                  f"{report[system]['drift_ratio_standard_over_physics']:.1f}", flush=True)
+    atomic_write_json(Path(args.results_dir) / "bench_train.json", report)
+
+
+if __name__ == "__main__":
+    main()

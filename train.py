@@ -1,0 +1,552 @@
+"""Train PhysicsNet (default), or a Hamiltonian NN / its baseline, on one system's trajectories.
+
+    python train.py --system projectile                          # physics-aware PhysicsNet
+    python train.py --system projectile --energy-weight 0.0 --tag standard
+    python train.py --system projectile --energy-weight 0.1 --tag physics-aware
+    for dim in 4 8 16 32; do python train.py --system spring --latent-dim $dim --tag latent-$dim; done
+    python train.py --system orbit --n-invariants 1 --tag inv1   # + a conserved-quantity head
+    python train.py --system spring --model hnn                  # or --model baseline
+    python train.py --system my_data.csv --epochs 50             # any trajectory file
+    python train.py --system orbit --epochs 200 --resume         # continue a run
+
+Each run writes <results-dir>/runs/<system>__<model>__<tag>__s<seed>/ with config.json,
+metrics.jsonl (one line per epoch), checkpoint.pt (rebuilds the model with no flags, and
+resumes the run; written atomically every epoch) and summary.json.
+
+This script never reads ground truth: it sees the observed states, times, variable names and
+the canonical q/p labels of the file (data/loader.py drops truth_* arrays), nothing else.
+Time derivatives come from finite differences of the observed states (utils.time_derivatives).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.loader import Trajectories, load_trajectories
+from models import losses
+from models.physics_net import MODEL_KIND, PhysicsNet, PhysicsNetConfig
+from utils import (DATA_DIR, RESULTS_DIR, UsageError, atomic_torch_save, atomic_write_json,
+                   atomic_write_text, cli, environment_info, fail, get_device, run_name,
+                   seed_everything, time_derivatives, to_jsonable)
+
+MODELS = (MODEL_KIND, "hnn", "baseline")
+# Flags that may differ between a run and its --resume (everything else must match).
+RESUME_FREE = {"epochs", "resume", "quiet", "device", "threads", "data_dir", "results_dir"}
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Every flag of train.py (argparse is built from this; --beta has the alias
+    --energy-weight, and every --dashed-flag also answers to --underscored_flag)."""
+
+    system: str = _f("", "system name (projectile, spring, orbit, pendulum, two-body) or a "
+                         "trajectory file path (.npz/.csv)")
+    model: str = _f(MODEL_KIND, "model to train: physicsnet, hnn or baseline", choices=MODELS)
+    epochs: int = _f(100, "training epochs (one epoch = every training trajectory once)")
+    batch_size: int = _f(64, "trajectories per batch (hnn/baseline: their states)")
+    window: int = _f(16, "PhysicsNet trains on a random window of this many steps per "
+                         "trajectory and epoch (clipped to the trajectory length)")
+    alpha: float = _f(1.0, "weight of the prediction loss (next state + reconstruction)")
+    beta: float = _f(0.5, "weight of ALL energy-head terms (alias --energy-weight); 0 = "
+                          "standard model: energy head untrained, rollouts not projected")
+    gamma: float = _f(0.1, "weight of the latent smoothness loss (scale-free)")
+    hamiltonian_weight: float = _f(1.0, "relative weight, inside the energy terms, of matching "
+                                        "the symplectic gradient of E_hat to the observed "
+                                        "derivatives (needs canonical q/p labels)")
+    n_invariants: int = _f(0, "extra conserved-quantity heads, independent of E_hat and of "
+                              "each other")
+    invariant_weight: float = _f(1.0, "weight of the conserved-quantity heads' loss")
+    latent_dim: int = _f(32, "size of the latent z")
+    hidden_dim: int = _f(128, "GRU hidden size (PhysicsNet)")
+    lr: float = _f(1e-3, "Adam learning rate at epoch 0")
+    lr_decay: float = _f(0.955, "learning rate x lr_decay each epoch, down to lr/100 (depends "
+                                "on the epoch only, so --resume with more epochs is exact)")
+    weight_decay: float = _f(1e-5, "L2 penalty on all parameters")
+    seed: int = _f(0, "seed of the initialisation, shuffling and windows")
+    device: str = _f("auto", "auto (cuda when present), cpu or cuda",
+                     choices=("auto", "cpu", "cuda"))
+    threads: int = _f(0, "torch CPU threads (0 = every core this process may use)")
+    tag: str = _f("default", "run label, part of the run folder name")
+    data_dir: str = _f(str(DATA_DIR), "folder of the built-in systems' .npz files")
+    results_dir: str = _f(str(RESULTS_DIR), "results folder; runs go to <results-dir>/runs/")
+    resume: bool = _f(False, "continue the run from its checkpoint.pt")
+    quiet: bool = _f(False, "no progress bar and no config print-out")
+
+
+# ---------------------------------------------------------------------------- flags
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr and exit 2 (via utils.cli), no usage dump
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(description=__doc__.split("\n\n")[0],
+                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(TrainConfig):
+        names = [f"--{f.name.replace('_', '-')}"]
+        if "_" in f.name:
+            names.append(f"--{f.name}")
+        if f.name == "beta":
+            names += ["--energy-weight", "--energy_weight"]
+        kw = {"help": f.metadata["help"], "dest": f.name, "default": f.default}
+        if isinstance(f.default, bool):
+            kw["action"] = "store_true"
+        else:
+            kw["type"] = type(f.default)
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+        ap.add_argument(*names, **kw)
+    return ap
+
+
+def parse_flags(argv: list[str] | None = None) -> TrainConfig:
+    return TrainConfig(**vars(build_parser().parse_args(argv)))
+
+
+def validate(cfg: TrainConfig) -> None:
+    if not cfg.system:
+        fail("--system is required (a system name or a .npz/.csv path)")
+    if cfg.model not in MODELS:
+        fail(f"unknown --model '{cfg.model}' (choose {', '.join(MODELS)})")
+    for name in ("epochs", "batch_size", "latent_dim", "hidden_dim"):
+        if getattr(cfg, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
+    if cfg.window < 2:
+        fail(f"--window must be at least 2, got {cfg.window}")
+    if cfg.n_invariants < 0:
+        fail(f"--n-invariants must be >= 0, got {cfg.n_invariants}")
+    for name in ("alpha", "beta", "gamma", "hamiltonian_weight", "invariant_weight",
+                 "weight_decay"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            fail(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        fail(f"--lr must be positive, got {cfg.lr}")
+    if not (0 < cfg.lr_decay <= 1):
+        fail(f"--lr-decay must be in (0, 1], got {cfg.lr_decay}")
+    if cfg.threads < 0:
+        fail(f"--threads must be >= 0, got {cfg.threads}")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        fail(f"unknown device '{cfg.device}' (choose auto, cpu or cuda)")
+
+
+# ---------------------------------------------------------------------------- data
+
+@dataclass
+class Prepared:
+    """Training data as tensors on the device, plus the statistics the losses need."""
+
+    data: Trajectories
+    train: torch.Tensor          # (N, T, D) observed states
+    train_dsdt: torch.Tensor     # (N, T, D) finite-difference derivatives
+    val: torch.Tensor | None     # (Nv, T, D)
+    val_dsdt: torch.Tensor | None
+    state_mean: torch.Tensor     # (D,)
+    state_std: torch.Tensor      # (D,)
+    step_std: torch.Tensor       # (D,) spread of one-step increments
+    dsdt_std: torch.Tensor       # (D,) spread of the derivatives
+    energy_scale: float
+    pairs: tuple[list[int], list[int]] | None
+
+
+def _spread(x: np.ndarray) -> np.ndarray:
+    """Per-variable standard deviation of (..., D), with zeros (constant variables) -> 1."""
+    s = x.reshape(-1, x.shape[-1]).std(axis=0)
+    return np.where(s > 1e-12 * max(1.0, float(np.abs(x).max())), s, 1.0)
+
+
+def prepare(data: Trajectories, device: torch.device) -> Prepared:
+    train = data.subset("train")
+    val = data.subset("val")
+    if val.n_traj == 0:
+        val = data.subset("test")
+    dsdt = time_derivatives(train.states, train.t)
+    pairs = data.canonical_pairs()
+    state_std, dsdt_std = _spread(train.states), _spread(dsdt)
+    energy_scale = 1.0
+    if pairs is not None:
+        # E_hat = energy_scale * MLP(normalised s): dq/dt = dE/dp needs scale ~ std(p) std(dq/dt)
+        q, p = pairs
+        scales = [state_std[pi] * dsdt_std[qi] for qi, pi in zip(q, p)] + \
+                 [state_std[qi] * dsdt_std[pi] for qi, pi in zip(q, p)]
+        energy_scale = float(np.exp(np.mean(np.log(scales))))
+    as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+    has_val = val.n_traj > 0
+    return Prepared(
+        data=data, train=as_t(train.states), train_dsdt=as_t(dsdt),
+        val=as_t(val.states) if has_val else None,
+        val_dsdt=as_t(time_derivatives(val.states, val.t)) if has_val else None,
+        state_mean=as_t(train.states.reshape(-1, data.dim).mean(axis=0)),
+        state_std=as_t(state_std), step_std=as_t(_spread(np.diff(train.states, axis=1))),
+        dsdt_std=as_t(dsdt_std), energy_scale=energy_scale, pairs=pairs)
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- PhysicsNet losses
+
+def physics_losses(model: PhysicsNet, win: torch.Tensor, dsdt: torch.Tensor, cfg: TrainConfig,
+                   prep: Prepared, grad_graph: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """All loss terms on windows win (B, W+1, D) with derivatives dsdt (B, W+1, D).
+
+    Returns (weighted total, {term: value}). grad_graph: keep the graph of dE/ds (training).
+    """
+    inp, target = win[:, :-1], win[:, 1:]                         # (B, W, D) each
+    out = model(inp)
+    terms: dict[str, torch.Tensor] = {}
+    terms["prediction"] = losses.prediction_loss(out["next"], target, prep.step_std)
+    terms["reconstruction"] = losses.prediction_loss(out["recon"], inp, prep.state_std)
+    total = cfg.alpha * (terms["prediction"] + terms["reconstruction"])
+
+    B, W1, D = win.shape
+    energy = None
+    if cfg.beta > 0 or not model.training:
+        use_ham = prep.pairs is not None and cfg.hamiltonian_weight > 0
+        flat = win.reshape(-1, D)
+        if use_ham:
+            E, grad = model.energy_and_gradient(flat, create_graph=grad_graph)
+            terms["hamiltonian"] = losses.hamiltonian_loss(grad, dsdt.reshape(-1, D), *prep.pairs,
+                                                           prep.dsdt_std)
+        else:
+            E = model.energy(flat)
+        energy = E.reshape(B, W1)                                  # (B, W+1)
+        terms["energy_conservation"] = losses.conservation_ratio(energy)
+        terms["energy_keeping"] = losses.energy_keeping_loss(
+            model.energy(out["next"], frozen=True), energy[:, :-1].detach())
+        energy_total = terms["energy_conservation"] + terms["energy_keeping"]
+        if use_ham:
+            energy_total = energy_total + cfg.hamiltonian_weight * terms["hamiltonian"]
+        terms["energy"] = energy_total
+        total = total + cfg.beta * energy_total
+    if cfg.gamma > 0 or not model.training:
+        terms["smoothness"] = losses.latent_smoothness(out["latent"])
+        total = total + cfg.gamma * terms["smoothness"]
+    if model.config.n_invariants:
+        inv = model.invariants(win)                               # (B, W+1, K)
+        # Functional independence: each head is judged on the between-trajectory variance
+        # that a polynomial of E_hat (when trained) and of the earlier heads leaves unexplained.
+        known = [energy.mean(1).detach()] if (energy is not None and cfg.beta > 0) else []
+        inv_total = 0.0
+        for k in range(inv.shape[-1]):
+            explained = torch.stack(known, 1) if known else None
+            degree = 3 if len(known) <= 2 else 2
+            terms[f"invariant_{k}"] = losses.invariant_ratio(inv[..., k], explained, degree)
+            inv_total = inv_total + terms[f"invariant_{k}"]
+            known.append(inv[..., k].mean(1).detach())
+        total = total + cfg.invariant_weight * inv_total
+    if cfg.weight_decay > 0:
+        terms["l2"] = losses.l2_penalty(model.parameters())
+        total = total + cfg.weight_decay * terms["l2"]
+    terms["total"] = total
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def windows(states: torch.Tensor, dsdt: torch.Tensor, idx: torch.Tensor, offsets: torch.Tensor,
+            length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of `length` steps: states[idx[b], offsets[b] : offsets[b] + length] -> (B, length, D)."""
+    steps = offsets[:, None] + torch.arange(length, device=offsets.device)[None]   # (B, length)
+    rows = idx[:, None].expand_as(steps)
+    return states[rows, steps], dsdt[rows, steps]
+
+
+def fixed_offsets(n: int, T: int, length: int) -> torch.Tensor:
+    """Deterministic window starts spread over the trajectory, for validation: (n,)."""
+    return (torch.arange(n) * 37) % (T - length + 1)
+
+
+@torch.no_grad()
+def evaluate_physics(model: PhysicsNet, states: torch.Tensor, dsdt: torch.Tensor,
+                     cfg: TrainConfig, prep: Prepared, length: int | None = None,
+                     chunk: int = 256) -> dict[str, float]:
+    """Every loss term on trajectories (B, T, D), averaged over chunks of trajectories.
+
+    length: evaluate on one fixed window of that many steps per trajectory (cheap, the same
+    windows every epoch); None: on the whole trajectories.
+    """
+    was_training = model.training
+    model.eval()
+    n, T, _ = states.shape
+    if length is not None and length < T:
+        idx = torch.arange(n, device=states.device)
+        states, dsdt = windows(states, dsdt, idx, fixed_offsets(n, T, length).to(states.device),
+                               length)
+    sums: dict[str, float] = {}
+    for i in range(0, n, chunk):
+        _, terms = physics_losses(model, states[i:i + chunk], dsdt[i:i + chunk], cfg, prep, False)
+        w = min(chunk, n - i) / n
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + w * v
+    model.train(was_training)
+    return sums
+
+
+# ---------------------------------------------------------------------------- run folder
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    return cfg.lr * max(cfg.lr_decay ** epoch, 0.01)
+
+
+def rng_states(gen: torch.Generator, np_rng: np.random.Generator) -> dict:
+    out = {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
+           "numpy": np_rng.bit_generator.state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(states: dict, gen: torch.Generator, np_rng: np.random.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    gen.set_state(states["shuffle"])
+    np_rng.bit_generator.state = states["numpy"]
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl",
+                      "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
+
+
+def check_resumable(cfg: TrainConfig, ckpt: dict, data_sha: str, path: Path) -> None:
+    saved = ckpt["flags"]
+    for f in fields(TrainConfig):
+        if f.name in RESUME_FREE or f.name not in saved:
+            continue
+        if saved[f.name] != getattr(cfg, f.name):
+            fail(f"--resume: --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r} differs from "
+                 f"the run's {saved[f.name]!r} in {path} (resume with the same flags)")
+    if ckpt["data"]["sha256"] != data_sha:
+        fail(f"--resume: the data file {ckpt['data']['path']} changed since {path} was written")
+
+
+# ---------------------------------------------------------------------------- training
+
+def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
+    """Train one model; returns (model, stats) where stats is summary.json's content."""
+    validate(cfg)
+    wall_start = time.perf_counter()
+    device = get_device(cfg.device)
+    threads = cfg.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    data = load_trajectories(cfg.system, cfg.data_dir)
+    run_dir = Path(cfg.results_dir) / "runs" / run_name(data.name, cfg.model, cfg.tag, cfg.seed)
+    ckpt_path = run_dir / "checkpoint.pt"
+    data_sha = sha256(data.source)
+    ckpt = None
+    if cfg.resume:
+        if not ckpt_path.exists():
+            fail(f"--resume: no checkpoint at {ckpt_path} (train without --resume first)")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        check_resumable(cfg, ckpt, data_sha, ckpt_path)
+    if cfg.model == "hnn" and data.canonical_pairs() is None:
+        fail(f"--model hnn needs canonical q/p labels, and {data.source} has none")
+
+    np_rng = seed_everything(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    prep = prepare(data, device)
+    run_info = {
+        "flags": asdict(cfg), "run_dir": str(run_dir), "device": str(device), "threads": threads,
+        "environment": environment_info(),
+        "data": {"path": str(Path(data.source).resolve()), "sha256": data_sha,
+                 "name": data.name, "names": data.names, "canonical": data.canonical,
+                 "n_traj": data.n_traj, "steps": int(data.states.shape[1]), "dim": data.dim,
+                 "n_train": int(prep.train.shape[0]),
+                 "n_val": 0 if prep.val is None else int(prep.val.shape[0])},
+        "statistics": {"state_mean": prep.state_mean.tolist(), "state_std": prep.state_std.tolist(),
+                       "step_std": prep.step_std.tolist(), "dsdt_std": prep.dsdt_std.tolist(),
+                       "energy_scale": prep.energy_scale},
+    }
+    if not cfg.quiet:
+        print("train.py " + json.dumps(to_jsonable({**asdict(cfg), "run_dir": str(run_dir),
+                                                    "device": str(device), "threads": threads})))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", run_info)
+    if cfg.model == MODEL_KIND:
+        model, rows = _train_physics(cfg, prep, device, gen, np_rng, run_dir, run_info, ckpt)
+        full_val = ({} if prep.val is None else
+                    evaluate_physics(model, prep.val, prep.val_dsdt, cfg, prep, None))
+    else:
+        model, rows = _train_hamiltonian(cfg, prep, device, gen, np_rng, run_dir, run_info, ckpt)
+        full_val = {}
+    last = rows[-1] if rows else {}
+    epoch_seconds = [r["epoch_seconds"] for r in rows if r.get("epoch_seconds") is not None]
+    stats = {
+        "system": data.name, "model": cfg.model, "tag": cfg.tag, "seed": cfg.seed,
+        "epochs": int(last.get("epoch", 0)), "device": str(device), "threads": threads,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "final": {k: v for k, v in last.items() if "/" in k},
+        "val_whole_trajectories": full_val,
+        "train_seconds": float(sum(epoch_seconds)),
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        "wall_seconds": time.perf_counter() - wall_start,
+        "run_dir": str(run_dir),
+    }
+    atomic_write_json(run_dir / "summary.json", stats)
+    final = stats["final"]
+    val = final.get("val/total")
+    print(f"{run_dir.name}: {stats['epochs']} epochs, {stats['parameters']} parameters, "
+              f"{stats['train_seconds']:.1f}s training ({stats['seconds_per_epoch'] or 0:.2f}s/epoch), "
+              f"train loss {final.get('train/total', float('nan')):.3g}"
+              + (f", val loss {val:.3g}" if val is not None else "") + f" -> {run_dir}")
+    return model, stats
+
+
+def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_info: dict,
+                   ckpt: dict | None):
+    D = prep.train.shape[-1]
+    q_idx, p_idx = prep.pairs if prep.pairs is not None else (None, None)
+    mcfg = PhysicsNetConfig(state_dim=D, hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
+                            n_invariants=cfg.n_invariants, q_idx=q_idx, p_idx=p_idx,
+                            names=list(prep.data.names))
+    model = PhysicsNet(mcfg).to(device)
+    model.set_statistics(prep.state_mean, prep.state_std, prep.step_std, prep.energy_scale)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rows: list[dict] = []
+    start_epoch = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model_state"])
+        opt.load_state_dict(ckpt["optimizer_state"])
+        restore_rng(ckpt["rng"], gen, np_rng)
+        rows = [r for r in ckpt["metrics"] if r["epoch"] <= ckpt["epoch"]]
+        start_epoch = ckpt["epoch"]
+    if not cfg.quiet and start_epoch == 0:
+        print(f"PhysicsNet: {model.n_parameters()} parameters")
+
+    N, T, _ = prep.train.shape
+    length = min(cfg.window, T - 1) + 1       # W inputs + 1 target
+    bar = None
+    if not cfg.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=run_dir.name, unit="epoch",
+                   dynamic_ncols=True)
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        lr = learning_rate(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        perm = torch.randperm(N, generator=gen).to(device)
+        offsets = torch.randint(0, T - length + 1, (N,), generator=gen).to(device)
+        sums: dict[str, float] = {}
+        for i in range(0, N, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            win, dwin = windows(prep.train, prep.train_dsdt, idx, offsets[idx], length)
+            loss, terms = physics_losses(model, win, dwin, cfg, prep, grad_graph=True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            w = idx.shape[0] / N
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + w * v
+        train_seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": train_seconds}
+        row.update({f"train/{k}": v for k, v in sums.items()})
+        if prep.val is not None:
+            row.update({f"val/{k}": v for k, v in
+                        evaluate_physics(model, prep.val, prep.val_dsdt, cfg, prep, length).items()})
+        row["eval_seconds"] = time.perf_counter() - t0 - train_seconds
+        if not all(math.isfinite(v) for v in sums.values()):
+            fail(f"training diverged at epoch {epoch + 1} (non-finite loss {sums}); "
+                 f"try a smaller --lr")
+        rows.append(row)
+        atomic_torch_save(run_dir / "checkpoint.pt", {
+            "model_kind": MODEL_KIND, "model_config": asdict(mcfg),
+            "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
+            "epoch": epoch + 1, "flags": asdict(cfg), "rng": rng_states(gen, np_rng),
+            "metrics": rows, "data": run_info["data"], "statistics": run_info["statistics"]})
+        write_metrics(run_dir, rows)
+        if bar is not None:
+            short = {"loss": row["train/total"], "pred": row["train/prediction"]}
+            for key, name in (("train/hamiltonian", "ham"), ("train/energy_conservation", "Econs"),
+                              ("val/total", "val")):
+                if key in row:
+                    short[name] = row[key]
+            bar.set_postfix({k: f"{v:.2e}" for k, v in short.items()})
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if ckpt is not None and start_epoch >= cfg.epochs:
+        write_metrics(run_dir, rows)
+    model.eval()
+    return model, rows
+
+
+def _train_hamiltonian(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_info: dict,
+                       ckpt: dict | None):
+    """--model hnn|baseline: models/hnn.py trained by models/hnn_experiment.fit on the
+    observed states and their finite-difference derivatives (raw units, as in the paper).
+
+    fit() runs the whole schedule in one call, so the checkpoint is written at the end; a
+    --resume of an unfinished run trains it again from the seed (same result, deterministic).
+    """
+    from models.hnn import HNNConfig, build_hamiltonian_model
+    from models.hnn_experiment import fit
+
+    N, T, D = prep.train.shape
+    pairs = prep.pairs
+    q_idx, p_idx = pairs if pairs is not None else (None, None)
+    hcfg = HNNConfig(input_dim=D)
+    model_config = {"hnn": asdict(hcfg), "q_idx": q_idx, "p_idx": p_idx}
+    if ckpt is not None and ckpt["epoch"] >= cfg.epochs and ckpt["model_kind"] == cfg.model:
+        model = build_hamiltonian_model(cfg.model, hcfg, q_idx, p_idx).to(device)
+        model.load_state_dict(ckpt["model_state"])
+        return model.eval(), ckpt["metrics"]
+    model = build_hamiltonian_model(cfg.model, hcfg, q_idx, p_idx).to(device)
+    steps_per_epoch = math.ceil(N / cfg.batch_size)
+    x, dxdt = prep.train.reshape(-1, D), prep.train_dsdt.reshape(-1, D)
+    xv = prep.val.reshape(-1, D) if prep.val is not None else None
+    dv = prep.val_dsdt.reshape(-1, D) if prep.val is not None else None
+    t0 = time.perf_counter()
+    history = fit(model, x, dxdt, steps=cfg.epochs * steps_per_epoch,
+                  batch_size=cfg.batch_size * T, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                  generator=gen, x_test=xv, dxdt_test=dv, log_every=steps_per_epoch,
+                  progress=not cfg.quiet)
+    per_epoch = (time.perf_counter() - t0) / cfg.epochs
+    rows = []
+    for step, tr, va in zip(history["step"], history["train_loss"], history["test_loss"]):
+        if step == 0:
+            continue
+        row = {"epoch": step // steps_per_epoch, "lr": cfg.lr, "epoch_seconds": per_epoch,
+               "train/derivative_mse": tr, "train/total": tr}
+        if va is not None:
+            row.update({"val/derivative_mse": va, "val/total": va})
+        rows.append(row)
+    atomic_torch_save(run_dir / "checkpoint.pt", {
+        "model_kind": cfg.model, "model_config": model_config, "model_state": model.state_dict(),
+        "optimizer_state": None, "epoch": cfg.epochs, "flags": asdict(cfg),
+        "rng": rng_states(gen, np_rng), "metrics": rows, "data": run_info["data"],
+        "statistics": run_info["statistics"]})
+    write_metrics(run_dir, rows)
+    return model.eval(), rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_flags(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(cli(main)())
