@@ -236,24 +236,26 @@ def sample_phase_radius(rng: np.random.Generator, n: int, params: dict, r_min: f
 
 def sample_two_body_paper(rng: np.random.Generator, n: int, params: dict, r_min: float = 0.5,
                           r_max: float = 1.5) -> Array:
-    """The paper's two-body initial states -> (n, 8) in the registry's layout
+    """The paper code's two-body initial states -> (n, 8) in the registry's layout
     (x1, y1, x2, y2, px1, py1, px2, py2).
 
-    Each body at distance r ~ U[r_min, r_max] from the centre of mass at 0 (separation 2r, as in
-    the paper's code; the registry's own sampler uses separations 0.5-1.5), circular momenta,
-    each component of p1 scaled by (1 + orbit_noise * N(0, 1)), and p2 = -p1 so the total
-    momentum is exactly zero.
+    Body 1 at (x, y) with x, y ~ U[r_min, r_max] each (so r = |(x, y)| in [0.71, 2.12] and a
+    separation 2r in [1.41, 4.24]; the registry's own sampler uses separations 0.5-1.5),
+    body 2 at -(x, y): centre of mass at 0. Momenta of a circular orbit, both scaled by one
+    factor (1 + orbit_noise * N(0, 1)) per orbit, p2 = -p1: total momentum exactly zero.
     """
     m1, m2, G = params["m1"], params["m2"], params["G"]
-    sep = 2.0 * rng.uniform(r_min, r_max, n)
-    theta = rng.uniform(0.0, 2 * np.pi, n)
-    u = np.stack([np.cos(theta), np.sin(theta)], axis=-1)
-    q1 = -m2 / (m1 + m2) * sep[:, None] * u
-    q2 = m1 / (m1 + m2) * sep[:, None] * u
+    pos = rng.uniform(r_min, r_max, (n, 2))                     # body 1 relative to the CoM
+    r = np.linalg.norm(pos, axis=1, keepdims=True)
+    sep = 2.0 * r
+    # Circular orbit of the relative coordinate: v_rel^2 = G (m1 + m2) / sep, and
+    # p1 = mu * v_rel perpendicular to the separation (mu = m1 m2 / (m1 + m2)).
     v_rel = np.sqrt(G * (m1 + m2) / sep)
-    perp = np.stack([-u[:, 1], u[:, 0]], axis=-1)
-    p1 = -(m1 * m2 / (m1 + m2)) * v_rel[:, None] * perp
-    p1 = p1 * (1.0 + params["orbit_noise"] * rng.standard_normal((n, 2)))
+    perp = np.stack([-pos[:, 1], pos[:, 0]], axis=-1) / r       # counter-clockwise
+    p1 = (m1 * m2 / (m1 + m2)) * v_rel * perp
+    p1 = p1 * (1.0 + params["orbit_noise"] * rng.standard_normal((n, 1)))
+    q1 = pos * (2 * m2 / (m1 + m2))      # = pos for equal masses; CoM at 0 for any masses
+    q2 = -pos * (2 * m1 / (m1 + m2))
     return np.concatenate([q1, q2, p1, -p1], axis=-1)
 
 
@@ -329,10 +331,10 @@ TASKS: dict[str, HNNTask] = {t.name: t for t in (
         sampler=sample_two_body_paper, n_traj=1000, n_train=800, t_end=20.0, points=50,
         noise=0.0, steps=10_000, batch_size=200, weight_decay=0.0, plot="xy", log_every=500,
         rollout_points=200,
-        notes=("1000 near-circular orbits, each body at r ~ U[0.5, 1.5] from the centre of "
-               "mass (separation 2r, the paper's code), circular momenta with 5 % Gaussian "
-               "noise per component, zero total momentum; t in [0, 20], 50 points; 80/20 "
-               "split by trajectory.",
+        notes=("1000 near-circular orbits as the paper's code draws them: body 1 at (x, y) "
+               "with x, y ~ U[0.5, 1.5], body 2 at -(x, y) (separation 1.41-4.24), circular "
+               "momenta times one factor 1 + 0.05 N(0, 1) per orbit, p2 = -p1 (zero total "
+               "momentum); t in [0, 20], 50 points; 80/20 split by trajectory.",
                "targets: true time derivatives; no observation noise (as in the paper's code); "
                "minibatch 200, 10 000 steps, no weight decay (paper, appendix B).")),
 )}
@@ -474,6 +476,7 @@ def evaluate_model(model: nn.Module, task: HNNTask, data: dict) -> tuple[dict, d
     back, back_info = rollout(model, pred[:, -1], t_roll[::-1])
     metrics["reversibility"] = float(np.mean(np.linalg.norm(back[:, -1] - x0, axis=-1)))
     metrics["reversibility_ok"] = bool(back_info["success"])
+    rolls = {"t": t_roll, "truth": truth, "pred": pred, "e_true": e_true, "e_pred": e_pred}
     if task.long_t_end:
         t_long = np.linspace(0.0, task.long_t_end, task.rollout_points)
         truth_long, _ = integrate(system, x0, t_long, params)
@@ -481,6 +484,8 @@ def evaluate_model(model: nn.Module, task: HNNTask, data: dict) -> tuple[dict, d
         metrics["energy_mse_long"] = float(np.mean(
             (energy(pred_long, params) - energy(truth_long, params)) ** 2))
         metrics["long_t_end"] = task.long_t_end
+        rolls["long"] = {"t": t_long, "truth": truth_long, "pred": pred_long,
+                         "e_true": energy(truth_long, params), "e_pred": energy(pred_long, params)}
     if isinstance(model, HNN):
         # The HNN's own H along its own rollout: conserved up to the integrator's tolerance.
         with torch.no_grad():
@@ -489,8 +494,7 @@ def evaluate_model(model: nn.Module, task: HNNTask, data: dict) -> tuple[dict, d
         metrics["own_h_rel_drift"] = float(np.nanmax(np.abs(h - h[:, :1])) /
                                            np.nanmax(np.abs(h[:, :1])))
     metrics["eval_seconds"] = time.perf_counter() - start
-    return metrics, {"t": t_roll, "truth": truth, "pred": pred, "e_true": e_true,
-                     "e_pred": e_pred}
+    return metrics, rolls
 
 
 # ---------------------------------------------------------------------------- one run
@@ -615,51 +619,57 @@ COLORS = {"truth": "black", "baseline": "tab:red", "hnn": "tab:blue"}
 
 
 def plot_task(task: HNNTask, rollouts: dict, path: Path, n_show: int = 3) -> Path:
-    """The paper's Figure 2 style: trajectories, coordinate MSE and true energy over time."""
+    """The paper's Figure 2 style, one row per time span: trajectories (phase space or x-y),
+    coordinate MSE over time, and the true energy along the rollouts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    truth = rollouts["hnn"]["truth"]
-    t = rollouts["hnn"]["t"]
-    n_show = min(n_show, truth.shape[0]) if task.plot == "phase" else 1
-    ax = axes[0]
-    for kind, label in (("truth", "ground truth"), ("baseline", "baseline"), ("hnn", "HNN")):
-        states = truth if kind == "truth" else rollouts[kind]["pred"]
-        style = {"color": COLORS[kind], "lw": 2.5 if kind == "truth" else 1.5,
-                 "alpha": 0.5 if kind == "truth" else 0.9}
-        for i in range(n_show):
-            lab = label if i == 0 else None
-            ax.plot(states[i, :, 0], states[i, :, 1], label=lab, **style)
-            if task.plot == "xy":
-                ax.plot(states[i, :, 2], states[i, :, 3], ls="--", **style)
-    if task.plot == "phase":
-        ax.set(xlabel="q", ylabel="p", title=f"{task.name}: {n_show} held-out trajectories")
-    else:
-        ax.set(xlabel="x", ylabel="y", title=f"{task.name}: a held-out orbit (body 2 dashed)")
-        ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    for kind in MODELS:
-        err = np.nanmean((rollouts[kind]["pred"] - truth) ** 2, axis=(0, 2))
-        ax.semilogy(t, err, color=COLORS[kind], label="baseline" if kind == "baseline" else "HNN")
-    ax.set(xlabel="t", ylabel="MSE of coordinates", title="rollout error (all held-out)")
-    ax.legend(fontsize=8)
-    ax = axes[2]
-    for i in range(n_show):
-        ax.plot(t, rollouts["hnn"]["e_true"][i], color=COLORS["truth"], lw=2.5, alpha=0.5,
-                label="ground truth" if i == 0 else None)
+    spans = [(f"t in [0, {task.t_end:g}] (protocol)", {k: rollouts[k] for k in MODELS})]
+    if "long" in rollouts["hnn"]:
+        spans.append((f"t in [0, {task.long_t_end:g}] (long-span diagnostic)",
+                      {k: rollouts[k]["long"] for k in MODELS}))
+    fig, axes = plt.subplots(len(spans), 3, figsize=(15, 4.6 * len(spans)), squeeze=False)
+    names = {"truth": "ground truth", "baseline": "baseline", "hnn": "HNN"}
+    for row, (span, rolls) in zip(axes, spans):
+        truth, t = rolls["hnn"]["truth"], rolls["hnn"]["t"]
+        shown = min(n_show, truth.shape[0]) if task.plot == "phase" else 1
+        ax = row[0]
+        for kind in ("truth", *MODELS):
+            states = truth if kind == "truth" else rolls[kind]["pred"]
+            style = {"color": COLORS[kind], "lw": 2.5 if kind == "truth" else 1.5,
+                     "alpha": 0.5 if kind == "truth" else 0.9}
+            for i in range(shown):
+                ax.plot(states[i, :, 0], states[i, :, 1], label=names[kind] if i == 0 else None,
+                        **style)
+                if task.plot == "xy":
+                    ax.plot(states[i, :, 2], states[i, :, 3], ls="--", **style)
+        if task.plot == "phase":
+            ax.set(xlabel="q", ylabel="p", title=f"{task.name}: {shown} held-out, {span}")
+        else:
+            ax.set(xlabel="x", ylabel="y", title=f"{task.name}: a held-out orbit (body 2 dashed)")
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(fontsize=8)
+        ax = row[1]
         for kind in MODELS:
-            ax.plot(t, rollouts[kind]["e_pred"][i], color=COLORS[kind], lw=1.5,
-                    label=("baseline" if kind == "baseline" else "HNN") if i == 0 else None)
-    ax.set(xlabel="t", ylabel="true energy H(q, p)", title="true energy along the rollouts")
-    ax.legend(fontsize=8)
+            err = np.nanmean((rolls[kind]["pred"] - truth) ** 2, axis=(0, 2))
+            ax.semilogy(t, err, color=COLORS[kind], label=names[kind])
+        ax.set(xlabel="t", ylabel="MSE of coordinates", title="rollout error, all held-out")
+        ax.legend(fontsize=8)
+        ax = row[2]
+        for i in range(shown):
+            ax.plot(t, rolls["hnn"]["e_true"][i], color=COLORS["truth"], lw=2.5, alpha=0.5,
+                    label=names["truth"] if i == 0 else None)
+            for kind in MODELS:
+                ax.plot(t, rolls[kind]["e_pred"][i], color=COLORS[kind], lw=1.5,
+                        label=names[kind] if i == 0 else None)
+        ax.set(xlabel="t", ylabel="true energy H(q, p)", title="true energy along the rollouts")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
