@@ -354,7 +354,7 @@ def refit_hamiltonian(expr: sp.Expr, inputs: Inputs, q_idx: list[int], p_idx: li
     if terms is None:
         return None
     J = symplectic_columns(terms, inputs, q_idx, p_idx, states)   # (n, D, k)
-    scale = derivative_scale(derivs)
+    scale = derivative_scale(derivs, [q_idx, p_idx])
     A = (J / scale[None, :, None]).reshape(-1, len(terms))
     b = (derivs / scale).reshape(-1)
     ok = np.isfinite(A).all(axis=1)
@@ -373,11 +373,15 @@ def refit_hamiltonian(expr: sp.Expr, inputs: Inputs, q_idx: list[int], p_idx: li
     return sum(sp.Float(c) * terms[i] for c, i in zip(coef, keep))
 
 
-def derivative_scale(derivs: np.ndarray) -> np.ndarray:
-    """Root-mean-square of each derivative component (a constant acceleration such as
-    gravity has no spread but must still count), floored at 1e-3 of the largest so that a
-    component that is zero up to round-off (a constant velocity) is not blown up."""
-    scale = np.sqrt(np.mean(derivs ** 2, axis=0))
+def derivative_scale(derivs: np.ndarray, groups: list[list[int]] | None = None) -> np.ndarray:
+    """Scale of each derivative component: the root-mean-square over its group (positions'
+    derivatives share one scale, momenta's another, so that a component that is zero but for
+    noise, like a free particle's dvx/dt, is not blown up to the size of the others); a
+    constant acceleration such as gravity still counts, as RMS and not spread is used."""
+    ms = np.mean(derivs ** 2, axis=0)
+    scale = np.sqrt(ms)
+    for group in groups or []:
+        scale[group] = np.sqrt(ms[group].mean())
     floor = 1e-3 * scale.max() if scale.max() > 0 else 1.0
     return np.maximum(scale, floor)
 
@@ -395,16 +399,23 @@ def symplectic_columns(exprs: list[sp.Expr], inputs: Inputs, q_idx, p_idx,
 
 
 def hamiltonian_residual(expr: sp.Expr, inputs: Inputs, q_idx, p_idx, states: np.ndarray,
-                         derivs: np.ndarray) -> tuple[float, float]:
-    """How well H's implied motion matches observed derivatives: best scale a of the
-    symplectic gradient, and the residual  sum|a J dH - ds|^2 / sum|ds|^2  (each component
-    divided by its root-mean-square). Returns (residual, a)."""
+                         derivs: np.ndarray, noise_var: np.ndarray | None = None
+                         ) -> tuple[float, float, float]:
+    """How well H's implied motion matches observed derivatives.
+
+    With the best scale a of the symplectic gradient J dH, the residual is
+    sum|a J dH - ds|^2 / sum|ds|^2 (components scaled by `derivative_scale`). `noise_var`
+    (D,), the variance that observation noise adds to each derivative, gives the part of that
+    residual that no formula can explain. Returns (residual, noise floor, a).
+    """
     J = symplectic_columns([expr], inputs, q_idx, p_idx, states)[..., 0]
-    scale = derivative_scale(derivs)
+    scale = derivative_scale(derivs, [q_idx, p_idx])
     u, v = (J / scale).ravel(), (derivs / scale).ravel()
     denom = float(u @ u)
     a = float(u @ v) / denom if denom > 0 else 0.0
-    return float(np.sum((a * u - v) ** 2) / np.sum(v * v)), a
+    total = float(np.sum(v * v))
+    floor = 0.0 if noise_var is None else float(len(states) * np.sum(noise_var / scale**2)) / total
+    return float(np.sum((a * u - v) ** 2) / total), min(floor, 1.0), a
 
 
 # ---------------------------------------------------------------------------- operon
