@@ -15,7 +15,9 @@ truth (users' files) get the data-based checks only: conservation on held-out tr
 Metric definitions (../shared/SCIENCE.md):
   conservation ratio  mean within-trajectory variance / variance of per-trajectory means
   affine R^2          R^2 of the best a*H_true + b for a discovered H, on held-out clean states
-  functional R^2      R^2 of the best degree-5 polynomial of H_true (H a function of H_true)
+  functional R^2      R^2 of the best degree-5 polynomial of H_true (H a function of H_true);
+                      failing both, a quadratic polynomial of 2, 3, ... true invariants
+                      together (H a function of several, e.g. vy^2/2g + y of E and px)
   structural match    H = a*H_true + b term by term: the expanded terms of H (derived inputs
                       such as r replaced by their definitions) are the true terms, every
                       coefficient within 2 % of a times the true one (a: the coefficient ratio
@@ -230,17 +232,52 @@ def functional_r2(h: np.ndarray, target: np.ndarray, degree: int = FUNCTIONAL_DE
     return 1.0 - float(resid.var() / h.var())
 
 
-def span_r2(h: np.ndarray, targets: np.ndarray) -> float | None:
-    """R^2 of the best affine combination of ALL true invariants (targets (n, K))."""
+def joint_r2(h: np.ndarray, targets: np.ndarray, degree: int = 2) -> float | None:
+    """R^2 of the best polynomial (total degree <= `degree`) of several true invariants
+    together, targets (n, K): close to 1 when h is a function of them jointly, e.g. the
+    projectile's vy^2/(2g) + y = (E - px^2/2)/g."""
+    from itertools import combinations_with_replacement
+
     h = np.ravel(h).astype(np.float64)
     X = np.asarray(targets, dtype=np.float64).reshape(len(h), -1)
     ok = np.isfinite(h) & np.isfinite(X).all(axis=1)
     h, X = h[ok], X[ok]
     if len(h) < 3 or h.var() == 0:
         return None
-    A = np.column_stack([X - X.mean(0), np.ones(len(h))])
+    sd = X.std(0)
+    X = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
+    cols = [np.ones(len(h))]
+    for d in range(1, degree + 1):
+        cols += [np.prod(X[:, list(c)], axis=1) for c in
+                 combinations_with_replacement(range(X.shape[1]), d)]
+    A = np.column_stack(cols)
     coef, *_ = np.linalg.lstsq(A, h, rcond=None)
     return 1.0 - float(((h - A @ coef) ** 2).mean() / h.var())
+
+
+def joint_match(h: np.ndarray, targets: np.ndarray, names: list[str], n_traj: int,
+                threshold: float = MATCH_R2) -> tuple[list[str] | None, float | None]:
+    """The fewest true invariants (2, then 3, ...) that h is a quadratic function of, with
+    R^2 >= threshold, and that R^2; (None, best R^2 of all of them) when there are none.
+    Subsets whose polynomial has more than n_traj / 5 terms are not tried (a conserved
+    quantity has only n_traj distinct values to fit)."""
+    from itertools import combinations
+
+    K = len(names)
+    best_all = None
+    for size in range(2, K + 1):
+        n_terms = 1 + size + size * (size + 1) // 2
+        if n_terms > max(1, n_traj // 5):
+            break
+        scored = [(joint_r2(h, targets[:, list(c)]), c) for c in combinations(range(K), size)]
+        scored = [(r2, c) for r2, c in scored if r2 is not None]
+        if not scored:
+            continue
+        r2, c = max(scored)
+        best_all = r2
+        if r2 >= threshold:
+            return [names[i] for i in c], r2
+    return None, best_all
 
 
 def relative_drift(energy: np.ndarray, e0: np.ndarray, start: int = 0) -> dict:
@@ -505,6 +542,7 @@ class SystemResult:
     runs: dict = field(default_factory=dict)            # "standard"/"physics" -> Run
     latent: dict | None = None                          # {"scores", "color", ...}
     discovered: dict | None = None
+    energy_label: str | None = None                     # what res.energies measure
 
 
 def check_inputs(args: Args) -> list[tuple[str, Trajectories, dict, list[Run]]]:
@@ -538,7 +576,7 @@ def assess_equation(eq: dict, disc: dict, truth: Truth, test_clean: np.ndarray,
            "latex": eq.get("latex"), "complexity": eq.get("complexity"),
            "conservation_ratio_discover": eq.get("conservation_ratio"),
            "conservation_ratio": None, "matched": None, "relation": None, "r2": None,
-           "functional_r2": None, "span_r2": None, "scale": None, "offset": None,
+           "functional_r2": None, "joint_r2": None, "scale": None, "offset": None,
            "per_invariant": {}, "structure_match": None, "max_coef_error": None,
            "structure": None, "error": None}
     try:
@@ -565,7 +603,6 @@ def assess_equation(eq: dict, disc: dict, truth: Truth, test_clean: np.ndarray,
                      "scale": a, "offset": b}
     out["per_invariant"] = per
     out["functional_degree"] = degree
-    out["span_r2"] = span_r2(h, targets)
     val = lambda v: v if v is not None else -np.inf
     # The true invariant it is the best FUNCTION of (vx^2 is a function of px, and only
     # affinely close to E on a few trajectories); an affine relation breaks ties.
@@ -574,18 +611,24 @@ def assess_equation(eq: dict, disc: dict, truth: Truth, test_clean: np.ndarray,
         out["matched"], out["relation"] = ref, "affine"
     elif val(per[ref]["functional_r2"]) >= MATCH_R2:
         out["matched"], out["relation"] = ref, "function"
+    elif len(truth.names) > 1:
+        several, out["joint_r2"] = joint_match(h, targets, truth.names, N)
+        if several:
+            out["matched"], out["relation"] = f"f({', '.join(several)})", "joint"
     out["best"] = ref
     out["r2"] = per[ref]["r2"]
     out["functional_r2"] = per[ref]["functional_r2"]
     out["scale"], out["offset"] = per[ref]["scale"], per[ref]["offset"]
-    if ref in truth.expressions and out["scale"] is not None:
+    if ref in truth.expressions and out["scale"] is not None and out["kind"] != "latent":
         true_expr = parse_expression(truth.expressions[ref], variables)
         states = test_clean.reshape(-1, D)[sample_idx]
         s = structure_match(expr, true_expr, None, variables, states)
         s["truth"] = truth.expressions[ref]
         out["structure"] = s
         out["structure_match"] = s["match"]
-        out["max_coef_error"] = s["max_rel_error"]
+        # A largest coefficient error means something only when the terms are the same.
+        out["max_coef_error"] = (s["max_rel_error"] if not (s["missing"] or s["extra"])
+                                 else None)
     return out
 
 
@@ -635,14 +678,21 @@ def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run]
             rolled[key] = model_of(run).rollout(observed, prefix, project=run.beta > 0)
         return rolled[key]
 
+    # Without ground truth the drift is measured with the discovered energy (if any): a
+    # data-based check, labelled as such and kept out of the dashboard's true-energy fields.
+    energy_fn, energy_label = truth.energy_fn, "true energy (simulator registry)"
+    if energy_fn is None:
+        energy_fn = discovered_energy_fn(disc)
+        energy_label = "discovered energy (no ground truth)" if energy_fn else None
+    res.energy_label = energy_label
     drift: dict = {"prefix": prefix, "n_traj": int(len(test)), "standard": None, "physics": None,
-                   "true": None, "ratio": None, "target": DRIFT_TARGET, "target_met": None,
-                   "energy": "true energy (registry)" if truth.energy_fn else None}
+                   "data": None, "ratio": None, "target": DRIFT_TARGET, "target_met": None,
+                   "energy": energy_label}
     e_true = None
-    if truth.energy_fn is not None:
-        e_true = truth.energy_fn(clean)                              # (N, T)
+    if energy_fn is not None:
+        e_true = energy_fn(clean)                                    # (N, T)
         res.energies["true"] = e_true
-        drift["true"] = relative_drift(e_true, e_true[:, 0], prefix)
+        drift["data"] = relative_drift(e_true, e_true[:, 0], prefix)   # the data's own
     state_scale = data.states.reshape(-1, data.dim).std(axis=0)
     state_scale = np.where(state_scale > 0, state_scale, 1.0)
     for kind, run in (("standard", std_run), ("physics", phys_run)):
@@ -655,7 +705,7 @@ def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run]
         row = {"run": run.dir.name, "tag": run.tag, "beta": run.beta, "projected": run.beta > 0,
                "state_nrmse": float(np.sqrt(np.nanmean(err ** 2)))}
         if e_true is not None:
-            e_pred = truth.energy_fn(traj)
+            e_pred = energy_fn(traj)
             res.energies[kind] = e_pred
             row.update(relative_drift(e_pred, e_true[:, 0], prefix))
             row["energy_mse"] = float(np.nanmean((e_pred[:, prefix:] - e_true[:, prefix:]) ** 2))
@@ -690,7 +740,7 @@ def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run]
             err = (traj[:, prefix:] - clean[:, prefix:]) / state_scale
             row["state_nrmse"] = float(np.sqrt(np.nanmean(err ** 2)))
             if e_true is not None:
-                row["drift_mean"] = relative_drift(truth.energy_fn(traj), e_true[:, 0],
+                row["drift_mean"] = relative_drift(energy_fn(traj), e_true[:, 0],
                                                    prefix)["mean"]
             own = read_json(run.dir / "discovered.json", None)
             if own is None and disc.get("run") and Path(disc["run"]).name == run.dir.name:
@@ -720,6 +770,18 @@ def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run]
         "ablation": ablation,
     }
     return res
+
+
+def discovered_energy_fn(disc: dict) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The discovered energy formula as a function of states (..., D), or None."""
+    eq = next((e for e in disc.get("equations", []) if e.get("kind") == "energy"), None)
+    if eq is None:
+        return None
+    try:
+        expr = parse_expression(eq["expression"], disc["variables"], disc.get("derived_inputs"))
+    except (ValueError, KeyError):
+        return None
+    return lambda states: evaluate_expression(expr, disc["variables"], states)
 
 
 def latent_analysis(model: Model, observed: np.ndarray, truth: Truth,
@@ -819,13 +881,14 @@ def _plot_trajectories(plt, res: SystemResult, args: Args):
     pairs, what = plot_axes_pair(data)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.3), squeeze=False)
     clean = res.truth.clean[res.test_idx]
+    labels = {**LABELS, "true": "true" if res.truth.available else "observed"}
     for j, ax in enumerate(axes[0]):
         for kind, traj in [("true", clean)] + list(res.rollouts.items()):
             for b, (ix, iy) in enumerate(pairs):
                 style = "-" if kind == "true" else "--"
                 ax.plot(traj[j, :, ix], traj[j, :, iy], style, color=COLOURS[kind],
                         lw=1.8 if kind == "true" else 1.4, alpha=1.0 if b == 0 else 0.6,
-                        label=LABELS[kind] if b == 0 else None)
+                        label=labels[kind] if b == 0 else None)
         for b, (ix, iy) in enumerate(pairs):
             ax.plot(clean[j, :args.prefix, ix], clean[j, :args.prefix, iy], color="tab:green",
                     lw=4, alpha=0.5, label="observed prefix" if b == 0 else None)
@@ -847,6 +910,9 @@ def _plot_trajectories(plt, res: SystemResult, args: Args):
 def _plot_energy(plt, res: SystemResult, args: Args):
     if "true" not in res.energies:
         return None
+    known = res.truth.available
+    ylabel = "true energy E" if known else "discovered energy E"
+    labels = {**LABELS, "true": "true" if known else "observed"}
     n = min(args.n_show, len(res.test_idx))
     t = res.data.t[res.test_idx[0]]
     fig, axes = plt.subplots(1, n + 1, figsize=(4.3 * (n + 1), 3.9), squeeze=False)
@@ -854,14 +920,14 @@ def _plot_energy(plt, res: SystemResult, args: Args):
         ax = axes[0][j]
         for kind, e in res.energies.items():
             ax.plot(t, e[j], "-" if kind == "true" else "--", color=COLOURS[kind],
-                    lw=1.8 if kind == "true" else 1.4, label=LABELS[kind])
+                    lw=1.8 if kind == "true" else 1.4, label=labels[kind])
         ax.axvline(t[args.prefix - 1], color="tab:green", ls=":", lw=1, label="end of prefix")
         ax.set_xlabel("t")
-        ax.set_ylabel("true energy E")
+        ax.set_ylabel(ylabel)
         ax.set_title(f"test trajectory {int(res.test_idx[j])}")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9,
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9,
                bbox_to_anchor=(0.5, -0.06))
     ax = axes[0][n]
     e0 = res.energies["true"][:, :1]
@@ -869,13 +935,14 @@ def _plot_energy(plt, res: SystemResult, args: Args):
         rel = np.abs(e - e0) / np.abs(e0)
         mean = np.nanmean(rel, axis=0)
         ax.plot(t[args.prefix:], np.clip(mean[args.prefix:], 1e-12, None), color=COLOURS[kind],
-                label=LABELS[kind])
+                label=labels[kind])
     ax.set_yscale("log")
     ax.set_xlabel("t")
     ax.set_ylabel("mean |E(t) - E(0)| / |E(0)|")
     ax.set_title(f"relative drift, mean of {len(res.test_idx)} test trajectories")
     ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"{res.name}: true energy along true and predicted trajectories")
+    fig.suptitle(f"{res.name}: {'true' if known else 'discovered (no ground truth)'} energy "
+                 "along observed and predicted trajectories")
     fig.tight_layout()
     return fig
 
@@ -956,6 +1023,8 @@ def _plot_latent(plt, res: SystemResult, args: Args):
 
 
 def _plot_pareto(plt, res: SystemResult, args: Args):
+    from matplotlib.ticker import MaxNLocator
+
     eqs = [e for e in (res.discovered or {}).get("equations", []) if e.get("pareto")]
     if not eqs:
         return None
@@ -974,7 +1043,13 @@ def _plot_pareto(plt, res: SystemResult, args: Args):
         chosen = [i for i, f in enumerate(front) if f.get("chosen")]
         if chosen:
             ax.plot(cx[chosen], loss[chosen], "*", color="tab:red", ms=15, label="chosen")
+        else:
+            ax.text(0.5, 0.04, "no front member is marked chosen", transform=ax.transAxes,
+                    ha="center", fontsize=8, color="tab:red")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if cx.max() - cx.min() < 4:
+            ax.set_xlim(cx.min() - 2, cx.max() + 2)
         ax.set_xlabel("complexity (expression nodes)")
         ax.set_ylabel("loss")
         a = assessed.get((eq.get("kind"), eq.get("name")), {})
@@ -1026,15 +1101,17 @@ def dashboard_entry(res: SystemResult, args: Args) -> dict:
         trajectories.append({"id": int(res.test_idx[j]), "t": t, "true": get(clean),
                              "standard": get(res.rollouts.get("standard")),
                              "physics": get(res.rollouts.get("physics"))})
+        # DATA.md: energy and drift are the TRUE energy's; null without ground truth.
+        energies = res.energies if res.truth.available else {}
         energy.append({"id": int(res.test_idx[j]), "t": t,
-                       "true": get(res.energies.get("true")),
-                       "standard": get(res.energies.get("standard")),
-                       "physics": get(res.energies.get("physics"))})
+                       "true": get(energies.get("true")),
+                       "standard": get(energies.get("standard")),
+                       "physics": get(energies.get("physics"))})
     drift = {}
     for kind in ("standard", "physics"):
         row = m["drift"].get(kind)
         drift[kind] = ({"mean": row["mean"], "max": row["max"]}
-                       if row and row.get("mean") is not None else None)
+                       if res.truth.available and row and row.get("mean") is not None else None)
     latent = None
     if res.latent is not None:
         keep = res.latent["keep"]
@@ -1063,13 +1140,18 @@ def dashboard_entry(res: SystemResult, args: Args) -> dict:
             "equations": equations}
 
 
+def hnn_rows(args: Args) -> list[dict] | None:
+    """Rows of <results-dir>/hnn_table.json (models/hnn_experiment.py), or None."""
+    hnn = read_json(Path(args.results_dir) / "hnn_table.json", None)
+    return (hnn or {}).get("hnn_table") or None
+
+
 def write_dashboard(path: Path, results: list[SystemResult], args: Args, generated: str) -> Path:
     backends = sorted({str(r.discovered.get("backend")) for r in results
                        if r.discovered.get("backend")})
-    hnn = read_json(Path(args.results_dir) / "hnn_table.json", None)
     payload = {"generated": generated, "backend": "; ".join(backends) or None,
                "systems": {r.name: dashboard_entry(r, args) for r in results},
-               "hnn_table": (hnn or {}).get("hnn_table") if hnn else None}
+               "hnn_table": hnn_rows(args)}
     text = json.dumps(to_jsonable(payload), separators=(",", ":"), allow_nan=False)
     return atomic_write_text(path, f"window.DASHBOARD_DATA = {text};\n")
 
@@ -1087,7 +1169,7 @@ def _fmt(v, kind: str = "g") -> str:
         if not np.isfinite(v):
             return "inf" if v > 0 else "-"
         if kind == "%":
-            return f"{100 * v:.3g}%"
+            return f"{100 * v:.0f}%" if abs(v) >= 10 else f"{100 * v:.3g}%"
         if kind == "r2":
             return f"{v:.4f}" if v > 0.9 else f"{v:.3f}"
         if kind == "s":
@@ -1099,7 +1181,8 @@ def _fmt(v, kind: str = "g") -> str:
 def render(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
     if markdown:
         esc = lambda s: str(s).replace("|", "\\|")
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines = ["| " + " | ".join(esc(h) for h in headers) + " |",
+                 "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
@@ -1115,8 +1198,9 @@ def _verdict(e: dict) -> str:
         return "no match" if e.get("per_invariant") else "n/a (no truth)"
     if e.get("structure_match"):
         return f"= {e['matched']} exactly"
-    rel = "affine" if e.get("relation") == "affine" else "function"
-    return f"{rel} of {e['matched']}"
+    if e.get("relation") == "joint":
+        return f"function of {e['matched'][2:-1]}"
+    return f"{e.get('relation')} of {e['matched']}"
 
 
 def equations_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> str:
@@ -1124,6 +1208,8 @@ def equations_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> 
     for name, m in metrics["systems"].items():
         for e in m["equations"]:
             expr = e.get("expression") or ""
+            if not markdown and len(expr) > 60:
+                expr = expr[:57] + "..."
             rows.append([name, e.get("kind"), e.get("name"), code(expr), _fmt(e.get("matched")),
                          _fmt(e.get("r2"), "r2"), _fmt(e.get("functional_r2"), "r2"),
                          _fmt(e.get("structure_match")), _fmt(e.get("max_coef_error"), "%"),
@@ -1146,6 +1232,8 @@ def drift_table(metrics: dict, markdown: bool = False) -> str:
             rows.append([name, label, r.get("tag"), _fmt(r.get("mean"), "%"),
                          _fmt(r.get("max"), "%"), _fmt(r.get("max_abs")),
                          _fmt(r.get("state_nrmse")), r.get("run")])
+        if d.get("energy") and not d["energy"].startswith("true"):
+            rows.append([name, f"(drift of the {d['energy']})", "", "", "", "", "", ""])
         ratio = d.get("ratio")
         if ratio is not None:
             ok = "met" if d.get("target_met") else "NOT met"
@@ -1209,6 +1297,9 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
     if any(len(m.get("ablation") or []) > 2 for m in metrics["systems"].values()):
         print("\n5. Ablations (every run of each system)")
         print(ablation_table(metrics))
+    if metrics.get("hnn_table"):
+        print("\nHamiltonian NN vs baseline (results/hnn_table.json)")
+        print(hnn_table(metrics))
     print("\nSummary")
     for name, m in metrics["systems"].items():
         laws = [e for e in m["equations"] if e["kind"] in ("energy", "invariant")]
@@ -1231,6 +1322,15 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
 
 # ============================================================================ README
 
+def hnn_table(metrics: dict, markdown: bool = False) -> str:
+    rows = [[r.get("task"), r.get("model"), _fmt(r.get("train_loss")), _fmt(r.get("test_loss")),
+             _fmt(r.get("energy_mse")) + (f" ± {_fmt(r['energy_mse_std'])}"
+                                           if r.get("energy_mse_std") else ""),
+             _fmt(r.get("paper_energy_mse"))] for r in metrics.get("hnn_table") or []]
+    return render(["task", "model", "train loss", "test loss", "energy MSE",
+                   "paper's energy MSE"], rows, markdown)
+
+
 def readme_section(metrics: dict) -> str:
     code = lambda s: f"`{s}`" if s else ""
     parts = [f"_Generated by `python evaluate.py --readme` from results/metrics.json "
@@ -1241,6 +1341,9 @@ def readme_section(metrics: dict) -> str:
              f"{metrics['settings']['prefix']} observed steps, true energy)", "",
              drift_table(metrics, markdown=True), "", "#### Training", "",
              training_table(metrics, markdown=True)]
+    if metrics.get("hnn_table"):
+        parts += ["", "#### Hamiltonian NN vs baseline (models/hnn_experiment.py)", "",
+                  hnn_table(metrics, markdown=True)]
     return "\n".join(parts)
 
 
@@ -1280,7 +1383,8 @@ def evaluate(args: Args) -> dict:
                "definitions": {"structure_tolerance": STRUCTURE_TOL, "match_r2": MATCH_R2,
                                "functional_degree": FUNCTIONAL_DEGREE,
                                "drift_target": DRIFT_TARGET},
-               "systems": {r.name: r.metrics for r in results}}
+               "systems": {r.name: r.metrics for r in results},
+               "hnn_table": hnn_rows(args)}
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(Path(args.results_dir) / "metrics.json", metrics)
     dash = write_dashboard(Path(args.dashboard_file), results, args, generated)

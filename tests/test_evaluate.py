@@ -161,10 +161,16 @@ def test_r2_of_constants_is_undefined():
     assert ev.functional_r2(np.arange(50.0), np.ones(50)) is None
 
 
-def test_span_r2_of_a_combination_of_invariants():
+def test_joint_match_finds_the_invariants_a_quantity_is_a_function_of():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(400, 3))
-    assert ev.span_r2(X @ [1.0, -2.0, 0.5] + 4, X) == pytest.approx(1.0, abs=1e-12)
+    h = X[:, 0] - 0.5 * X[:, 2] ** 2 + 3                  # (E - px^2/2)-like: E and px
+    assert ev.joint_r2(h, X) == pytest.approx(1.0, abs=1e-12)
+    assert ev.joint_r2(h, X[:, :2]) < 0.9
+    names, r2 = ev.joint_match(h, X, ["E", "L", "px"], n_traj=400)
+    assert names == ["E", "px"] and r2 == pytest.approx(1.0)
+    assert ev.joint_match(rng.normal(size=400), X, ["E", "L", "px"], 400)[0] is None
+    assert ev.joint_match(h, X, ["E", "L", "px"], n_traj=20) == (None, None)  # too few
 
 
 def test_conservation_ratio():
@@ -218,6 +224,11 @@ def test_assess_equation_matches_functions_and_structure(projectile_file):
                                 disc, truth, clean, tvals, idx)
     assert square["matched"] == "px" and square["relation"] == "function"
     assert square["functional_r2"] > 0.9999 and square["structure_match"] is False
+    both = ev.assess_equation({"kind": "invariant", "name": "I3",
+                               "expression": "0.0509684*vy**2 + y"}, disc, truth, clean, tvals,
+                              idx)
+    assert both["matched"] == "f(E, px)" and both["relation"] == "joint"
+    assert both["joint_r2"] > 0.9999
     junk = ev.assess_equation({"kind": "invariant", "name": "I2", "expression": "x*y"},
                               disc, truth, clean, tvals, idx)
     assert junk["matched"] is None and junk["conservation_ratio"] > 0.1
