@@ -564,7 +564,12 @@ def check_inputs(args: Args) -> list[tuple[str, Trajectories, dict, list[Run]]]:
         if data.name not in discovered:
             fail(f"{disc_path} has no entry for '{data.name}': run "
                  f"`python discover.py --system {system}` first")
-        out.append((system, data, discovered[data.name], runs))
+        disc = discovered[data.name]
+        if list(disc.get("variables") or []) != list(data.names):
+            fail(f"{disc_path}: the entry for '{data.name}' has variables "
+                 f"{disc.get('variables')} but the data has {data.names}: run "
+                 f"`python discover.py --system {system}` again")
+        out.append((system, data, disc, runs))
     return out
 
 
@@ -1210,8 +1215,11 @@ def equations_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> 
             expr = e.get("expression") or ""
             if not markdown and len(expr) > 60:
                 expr = expr[:57] + "..."
+            func = _fmt(e.get("functional_r2"), "r2")
+            if e.get("relation") == "joint":
+                func = f"{_fmt(e.get('joint_r2'), 'r2')} (joint)"
             rows.append([name, e.get("kind"), e.get("name"), code(expr), _fmt(e.get("matched")),
-                         _fmt(e.get("r2"), "r2"), _fmt(e.get("functional_r2"), "r2"),
+                         _fmt(e.get("r2"), "r2"), func,
                          _fmt(e.get("structure_match")), _fmt(e.get("max_coef_error"), "%"),
                          _fmt(e.get("conservation_ratio")), _verdict(e)])
     return render(["system", "kind", "name", "expression", "matches", "affine R²",
@@ -1251,10 +1259,11 @@ def training_table(metrics: dict, markdown: bool = False) -> str:
             if r.get("epochs_asked") and epochs != r.get("epochs_asked"):
                 epochs = f"{epochs}/{r['epochs_asked']}"
             rows.append([name, r.get("tag"), _fmt(r.get("beta")), _fmt(r.get("latent_dim")),
-                         _fmt(epochs), _fmt(r.get("train_seconds"), "s"), _fmt(r.get("device")),
+                         _fmt(epochs), _fmt(r.get("train_seconds"), "s"),
+                         _fmt(r.get("wall_seconds"), "s"), _fmt(r.get("device")),
                          _fmt(r.get("final_train_loss")), _fmt(r.get("final_val_loss"))])
     return render(["system", "tag", "energy weight", "latent dim", "epochs", "training time",
-                   "device", "final train loss", "final val loss"], rows, markdown)
+                   "wall time", "device", "final train loss", "final val loss"], rows, markdown)
 
 
 def latent_table(metrics: dict) -> str:
@@ -1367,6 +1376,7 @@ def evaluate(args: Args) -> dict:
     """Run every evaluation; write metrics.json, plots and the dashboard file; return metrics."""
     log = (lambda *a: None) if args.quiet else print
     start = time.perf_counter()
+    log("evaluate.py " + json.dumps(asdict(args)))
     inputs = check_inputs(args)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     results = []

@@ -110,6 +110,20 @@ def test_structure_substitutes_derived_inputs():
     assert not s["match"]                     # 1/r^2 is not the Kepler potential
 
 
+@pytest.mark.parametrize("name, text, derived", [
+    ("pendulum", "0.5001*p**2 - 5.99*cos(q)", None),
+    ("two-body", "0.5*px1**2 + 0.5*py1**2 + 0.5*px2**2 + 0.5*py2**2 - 1.0/r12",
+     {"r12": "sqrt((x1 - x2)**2 + (y1 - y2)**2)"}),
+])
+def test_structure_of_other_systems_energies(name, text, derived):
+    system = SYSTEMS[name]
+    names = list(system.names)
+    states = simulate(name, n_traj=10, seed=5)["states"].reshape(-1, len(names))
+    truth = ev.truth_expressions(name, system.params)["E"]
+    r2, s = _match(text, truth, states, names, derived)
+    assert r2 > 0.999 and s["match"], s
+
+
 def test_structure_normalises_float_exponents(projectile_states):
     _, s = _match("0.5*vx**2.0 + 0.5*vy**2.0 + 9.81*y**1.0", PROJ_E, projectile_states)
     assert s["match"], s
