@@ -115,11 +115,13 @@ def hnn_loss_and_grads(model: HNN, x: Tensor, dxdt: Tensor) -> Tensor:
         for k in range(n - 2, 0, -1):
             a[k] = g[k + 1] @ W[k]
             g[k] = a[k] * ss[k]
+        # Products with only D output columns run as (D x .) @ (. x B), transposed back:
+        # MKL's (B x H) @ (H x D) with D = 2 takes 4-5x longer than its transpose.
         WJ = W[0] @ J                                                 # (H, D)
-        diff = (g[1] @ WJ).sub_(dxdt)                                 # (B, D)
+        diff = (WJ.t() @ g[1].t()).t().sub(dxdt)                      # (B, D)
         loss = diff.square().mean()
         dpred = diff.mul_(2.0 / diff.numel())
-        dW[0] = (g[1].t() @ dpred) @ J.t()
+        dW[0] = J @ (dpred.t() @ g[1])                                # (D, H) -> .t() below
         gbar = dpred @ WJ.t()                                         # dL/dg_1 (B, H)
         sbar = [None] * n
         for k in range(1, n - 1):
@@ -135,14 +137,29 @@ def hnn_loss_and_grads(model: HNN, x: Tensor, dxdt: Tensor) -> Tensor:
             if hbar is not None:
                 zbar.add_(hbar)                                       # via z_{k+1}
             zbar.mul_(ss[k])
-            dW[k - 1] = (zbar.t() @ hs[k - 1] if dW[k - 1] is None
-                         else torch.addmm(dW[k - 1], zbar.t(), hs[k - 1]))
+            if k == 1:   # (D, H) accumulator, transposed once at the end
+                dW[0] = torch.addmm(dW[0], hs[0].t(), zbar).t().contiguous()
+            elif dW[k - 1] is None:
+                dW[k - 1] = zbar.t() @ hs[k - 1]
+            else:
+                dW[k - 1] = torch.addmm(dW[k - 1], zbar.t(), hs[k - 1])
             db[k - 1] = zbar.sum(0)
             if k > 1:
                 hbar = zbar @ W[k - 1]
         for p, grad in zip(W + bias[:-1], dW + db[:-1]):
             p.grad = grad
     return loss
+
+
+def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """torch's Adam, with its fused kernel where this torch has one for the device: the
+    per-parameter loop costs ~0.24 ms a step on the CPU against 0.08 ms fused, a tenth of a
+    two-body HNN step."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: int | None = None,
@@ -168,7 +185,7 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     if use_fused and not fused_supported(model):
         raise ValueError("engine='fused' needs an HNN with a plain tanh MLP")
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = x.shape[0]
     full = batch_size is None or batch_size >= n
     history: dict = {"step": [], "train_loss": [], "test_loss": [],
