@@ -33,6 +33,7 @@ import datetime as _dt
 import json
 import shlex
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -1314,7 +1315,7 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
     print(equations_table(metrics))
     print(f"\n2. Energy drift of rollouts (first {metrics['settings']['prefix']} steps observed)")
     print(drift_table(metrics))
-    print(DRIFT_NOTE)
+    print(textwrap.fill(DRIFT_NOTE, width=100))
     print("\n3. Training")
     print(training_table(metrics))
     if any(m.get("latent") for m in metrics["systems"].values()):
