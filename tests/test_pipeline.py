@@ -178,3 +178,22 @@ def test_missing_runs_name_the_command(pipeline, tmp_path):
     proc = run("evaluate.py", "--systems", SYSTEM, "--data-dir", str(pipeline["data"]),
                "--results-dir", str(tmp_path), check=False)
     assert proc.returncode == 2 and "python discover.py --system spring" in proc.stderr
+
+
+def test_a_missing_standard_run_gives_null_rows(pipeline, tmp_path):
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    for run_dir in (pipeline["results"] / "runs").glob("*__physics-aware__*"):
+        (results / "runs" / run_dir.name).symlink_to(run_dir)
+    (results / "discovered_equations.json").write_text(
+        (pipeline["results"] / "discovered_equations.json").read_text())
+    dashboard = tmp_path / "dashboard_data.js"
+    proc = run("evaluate.py", "--systems", SYSTEM, "--data-dir", str(pipeline["data"]),
+               "--results-dir", str(results), "--plots-dir", str(tmp_path / "plots"),
+               "--dashboard-file", str(dashboard))
+    assert "python train.py --system spring --energy-weight 0.0 --tag standard" in proc.stdout
+    drift = json.loads((results / "metrics.json").read_text())["systems"][SYSTEM]["drift"]
+    assert drift["standard"] is None and drift["physics"] is not None and drift["ratio"] is None
+    s = load_dashboard(dashboard)["systems"][SYSTEM]
+    assert s["drift"]["standard"] is None and s["drift"]["physics"] is not None
+    assert all(t["standard"] is None and t["physics"] is not None for t in s["trajectories"])
