@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import math
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,7 +47,7 @@ Array = np.ndarray
 MODELS = ("baseline", "hnn")
 ROLLOUT_RTOL, ROLLOUT_ATOL = 1e-9, 1e-12
 MAX_RHS_EVALS = 300_000   # a rollout that needs more is recorded as failed (NaN), not waited for
-# The paper's Table 1 (energy MSE; train/test loss of the tasks we run).
+# The paper's Table 1 energy MSE (baseline, HNN) for the tasks run here.
 PAPER = {
     "spring": {"baseline": {"energy_mse": 1.7e-1}, "hnn": {"energy_mse": 3.8e-4}},
     "pendulum": {"baseline": {"energy_mse": 4.2e-2}, "hnn": {"energy_mse": 2.5e-2}},
@@ -165,7 +166,7 @@ def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
 def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: int | None = None,
         lr: float = 1e-3, weight_decay: float = 0.0, generator: torch.Generator,
         x_test: Tensor | None = None, dxdt_test: Tensor | None = None, log_every: int = 200,
-        progress: bool = False, engine: str = "auto") -> dict:
+        progress: bool = False, engine: str = "auto", lr_schedule: str = "constant") -> dict:
     """Train model.time_derivative(x) to match dxdt with Adam and the MSE loss.
 
     x, dxdt: (N, D) states and their time derivatives. batch_size None = full batch; otherwise
@@ -173,12 +174,15 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     `generator`, so the same generator state gives the same run). engine: "autograd"
     (backward through model.time_derivative's double-backward graph), "fused"
     (hnn_loss_and_grads: the same gradients by hand, HNN with a tanh MLP only) or "auto"
-    (fused where supported). Returns a history dict, with the engine used:
+    (fused where supported). lr_schedule: "constant" (the paper) or "cosine" (lr * (1 +
+    cos(pi * step / steps)) / 2, an ablation). Returns a history dict, with the engine used:
     step, train_loss, test_loss (lists, logged every `log_every` steps (0 = only at the end),
     measured on the whole sets), final_train_loss, final_test_loss, seconds (wall time of the
     training loop, logging included), cpu_seconds (process CPU time of the same: on a shared
     machine wall time also counts other people's jobs), steps_per_s.
     """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r} (choose constant or cosine)")
     if engine not in ("auto", "autograd", "fused"):
         raise ValueError(f"unknown engine {engine!r} (choose auto, autograd or fused)")
     use_fused = engine == "fused" or (engine == "auto" and fused_supported(model))
@@ -208,6 +212,9 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     perm, cursor = None, n
     start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps):
+        if lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
         if full:
             xb, yb = x, dxdt
         else:
@@ -298,6 +305,8 @@ class HNNTask:
     batch_size: int | None           # None = full batch
     weight_decay: float
     lr: float = 1e-3
+    lr_schedule: str = "constant"    # the paper's; "cosine" only as an ablation (--lr-schedule)
+    engine: str = "auto"             # fit()'s engine (--engine)
     hidden_dim: int = 200
     n_layers: int = 3
     rollout_points: int = 200        # evaluation grid over [0, t_end] for the energy metric
@@ -536,7 +545,8 @@ def run_one(task: HNNTask, seed: int, kinds: Sequence[str] = MODELS, progress: b
         hist = fit(model, x_tr, y_tr, steps=task.steps, batch_size=task.batch_size, lr=task.lr,
                    weight_decay=task.weight_decay,
                    generator=torch.Generator().manual_seed(batch_seed), x_test=x_te,
-                   dxdt_test=y_te, log_every=task.log_every, progress=progress)
+                   dxdt_test=y_te, log_every=task.log_every, progress=progress,
+                   engine=task.engine, lr_schedule=task.lr_schedule)
         metrics, rolls = evaluate_model(model, task, data)
         rows.append({"task": task.name, "model": kind, "seed": seed,
                      "train_loss": hist["final_train_loss"], **metrics,
@@ -739,6 +749,10 @@ def run_hnn_table(tasks: Sequence[str | HNNTask], seeds: Sequence[int], out_json
                                if k not in ("sampler", "side_metric")} for t in resolved},
             "notes": {**{t.name: list(t.notes) for t in resolved}, "all": list(COMMON_NOTES)},
             "paper": PAPER, "seeds": list(seeds), "threads": threads,
+            "ablation": {t.name: {k: v for k, v in asdict(t).items()
+                                  if k not in ("sampler", "side_metric", "engine")
+                                  and v != asdict(TASKS[t.name]).get(k)}
+                         for t in resolved if t.name in TASKS},
             "targets": "true time derivatives from the registry's rhs (the paper used analytic "
                        "derivatives where possible)",
         },
@@ -778,6 +792,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="tiny data, networks and step counts: a smoke run in seconds")
     ap.add_argument("--steps", type=int, default=None, help="override every task's Adam steps")
     ap.add_argument("--threads", type=int, default=1, help="torch threads while training")
+    ap.add_argument("--engine", choices=("auto", "autograd", "fused"), default="auto",
+                    help="fit()'s HNN gradient engine (same maths; auto = fused)")
+    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                    help="ablation: cosine decay of the learning rate (the paper: constant)")
+    ap.add_argument("--noise", type=float, default=None,
+                    help="ablation: observation noise instead of the protocol's (0.1 / 0)")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
 
@@ -791,13 +811,19 @@ def main(argv=None) -> dict:
         fail(f"--steps must be at least 1, got {args.steps}")
     if args.threads < 1:
         fail(f"--threads must be at least 1, got {args.threads}")
+    if args.noise is not None and not 0 <= args.noise < 1:
+        fail(f"--noise must be in [0, 1), got {args.noise}")
     sub = "quick" if args.quick else ""
     results_dir = args.results_dir or (RESULTS_DIR / sub)
     plots_dir = args.plots_dir or (PLOTS_DIR / sub)
-    tasks = [quick_task(TASKS[t]) if args.quick else TASKS[t] for t in args.tasks]
+    overrides = {"engine": args.engine, "lr_schedule": args.lr_schedule}
+    if args.noise is not None:
+        overrides["noise"] = args.noise
+    tasks = [replace(quick_task(TASKS[t]) if args.quick else TASKS[t], **overrides)
+             for t in args.tasks]
     if not args.quiet:
         print(f"hnn_experiment: tasks {args.tasks}, seeds {args.seeds}, quick={args.quick}, "
-              f"steps={args.steps or 'protocol'}, threads={args.threads}")
+              f"steps={args.steps or 'protocol'}, threads={args.threads}, {overrides}")
     return run_hnn_table(tasks, args.seeds, Path(results_dir) / "hnn_table.json", plots_dir,
                          quiet=args.quiet, steps_override=args.steps, threads=args.threads)
 

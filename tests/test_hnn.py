@@ -231,6 +231,20 @@ def test_fit_lowers_the_loss(kind, batch):
     assert not model.training
 
 
+def test_fit_cosine_schedule_and_bad_options():
+    x, y = _spring_problem()
+    model = build_hamiltonian_model("hnn", HNNConfig(input_dim=2, hidden_dim=32), [0], [1],
+                                    generator=torch.Generator().manual_seed(0))
+    hist = fit(model, x, y, steps=100, lr=3e-3, generator=torch.Generator().manual_seed(0),
+               log_every=50, lr_schedule="cosine")
+    assert hist["final_train_loss"] < 0.1 * hist["train_loss"][0]
+    with pytest.raises(ValueError):
+        fit(model, x, y, steps=1, generator=torch.Generator(), lr_schedule="step")
+    with pytest.raises(ValueError):
+        fit(build_hamiltonian_model("baseline", HNNConfig(input_dim=2)), x, y, steps=1,
+            generator=torch.Generator(), engine="fused")
+
+
 def test_fit_is_reproducible():
     x, y = _spring_problem()
 
