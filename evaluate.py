@@ -962,8 +962,9 @@ def _plot_energy(plt, res: SystemResult, args: Args):
     ax.set_ylabel("mean |E(t) - E(0)| / |E(0)|")
     ax.set_title(f"relative drift, mean of {len(res.test_idx)} test trajectories")
     ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"{res.name}: {'true' if known else 'discovered (no ground truth)'} energy "
-                 "along observed and predicted trajectories")
+    fig.suptitle(f"{res.name}: true energy along true and predicted trajectories" if known
+                 else f"{res.name}: discovered energy (no ground truth) along observed and "
+                      "predicted trajectories")
     fig.tight_layout()
     return fig
 
@@ -1221,7 +1222,11 @@ def _verdict(e: dict) -> str:
         return f"= {e['matched']} exactly"
     if e.get("relation") == "joint":
         return f"function of {e['matched'][2:-1]}"
-    return f"{e.get('relation')} of {e['matched']}"
+    if e.get("relation") == "function":
+        return f"function of {e['matched']}"
+    if e.get("max_coef_error") is not None:
+        return f"≈ {e['matched']}, a coefficient {100 * e['max_coef_error']:.2g}% off"
+    return f"≈ {e['matched']}, other terms"
 
 
 def equations_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> str:
