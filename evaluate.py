@@ -110,10 +110,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
     ap.add_argument("--readme-file", default=d.readme_file)
     ap.add_argument("--quiet", action="store_true")
     ns = ap.parse_args(argv)
-    args = Args(**{k: v for k, v in vars(ns).items()})
+    args = Args(**vars(ns))
     for name in ("max_traj", "n_show", "n_dashboard"):
-        if getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value < 1:
+            fail(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.prefix < 1:
         fail(f"--prefix must be at least 1, got {args.prefix}")
     return args
