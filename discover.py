@@ -344,6 +344,7 @@ def discover_invariants(ctx: Context, kept: list[sp.Expr], pool: list[sr.Candida
             continue
         kept.append(cand.expr)
         name = f"I{len(entries) + 1}"
+        cand.loss = ratio
         front = cand.extra.get("front") or related_front(pool, cand)
         verification = {"method": "conservation on held-out trajectories",
                         "conservation_ratio_heldout": ratio, "threshold": ctx.threshold,
@@ -355,16 +356,14 @@ def discover_invariants(ctx: Context, kept: list[sp.Expr], pool: list[sr.Candida
 
 
 def related_front(pool: list[sr.Candidate], chosen: sr.Candidate) -> list[sr.Candidate]:
-    """Front for a searched invariant: candidates sharing a term with it, best per size."""
+    """Front for a searched invariant: the candidates that share a term with it (best held-out
+    conservation ratio per complexity), with the chosen one always on it."""
     terms = {t.as_coeff_Mul()[1] for t in sp.Add.make_args(chosen.expr)}
-    related = [c for c in pool if terms & {t.as_coeff_Mul()[1]
-                                           for t in sp.Add.make_args(c.expr)}]
-    front = sr.pareto([sr.Candidate(c.expr, c.extra.get("ratio", c.loss), c.source)
-                       for c in related])
-    for c in front:
-        if c.expr == chosen.expr:
-            return [chosen if x is c else x for x in front]
-    return front
+    related = [sr.Candidate(c.expr, c.extra.get("ratio", c.loss), c.source) for c in pool
+               if c is not chosen and terms & {t.as_coeff_Mul()[1]
+                                               for t in sp.Add.make_args(c.expr)}]
+    front = [c for c in sr.pareto(related) if c.complexity != chosen.complexity]
+    return sorted(front + [chosen], key=lambda c: c.complexity)
 
 
 def discover_latent(ctx: Context, net: Network) -> list[dict]:
