@@ -1,4 +1,4 @@
-"""Training speed of the HNN (models/hnn_experiment.fit) against references timed in the same run.
+"""Training speed of the HNN (models/hnn_training.fit) against references timed in the same run.
 
     python bench/bench_hnn.py                        # spring, pendulum, two-body (~2-4 min)
     python bench/bench_hnn.py --tasks spring --steps 100 --rounds 2
@@ -37,7 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.hnn import HNNConfig, build_hamiltonian_model  # noqa: E402
-from models.hnn_experiment import TASKS, fit, make_dataset, mse, task_seeds  # noqa: E402
+from models.hnn_experiment import TASKS, make_dataset, task_seeds  # noqa: E402
+from models.hnn_training import fit, mse  # noqa: E402
 from utils import RESULTS_DIR, atomic_write_json, cli, environment_info, fail  # noqa: E402
 
 ISSUE_REFERENCE_S = {"spring": 43.0, "pendulum": 69.0, "two-body": 86.0}

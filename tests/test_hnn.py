@@ -11,9 +11,9 @@ from torch import nn
 
 from data.simulate import SYSTEMS
 from models.hnn import HNN, Baseline, HNNConfig, build_hamiltonian_model
-from models.hnn_experiment import (MODELS, TASKS, evaluate_model, fit, fused_supported,
-                                   hnn_loss_and_grads, main, make_dataset, mse, quick_task,
-                                   rollout, run_one, sample_two_body_paper)
+from models.hnn_experiment import (MODELS, TASKS, evaluate_model, main, make_dataset,
+                                   quick_task, rollout, run_one, sample_two_body_paper)
+from models.hnn_training import fit, fused_supported, hnn_loss_and_grads, mse
 
 
 @pytest.fixture(autouse=True)
