@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,12 @@ from utils import (DATA_DIR, RESULTS_DIR, UsageError, atomic_torch_save, atomic_
                    seed_everything, time_derivatives, to_jsonable)
 
 MODELS = (MODEL_KIND, "hnn", "baseline")
+# Windows of each batch on which the energy-keeping and conservation terms are evaluated (the
+# energy head is the costly part of a step: 38K parameters on every state, ~3 ms per 1000
+# states on one CPU core).
+ENERGY_SUBSET = 16
+# Validation trajectories scored after every epoch (all of them are scored at the end).
+VAL_PER_EPOCH = 128
 # Flags that may differ between a run and its --resume (everything else must match).
 RESUME_FREE = {"epochs", "resume", "quiet", "device", "threads", "data_dir", "results_dir"}
 
@@ -68,6 +74,16 @@ class TrainConfig:
     hamiltonian_weight: float = _f(1.0, "relative weight, inside the energy terms, of matching "
                                         "the symplectic gradient of E_hat to the observed "
                                         "derivatives (needs canonical q/p labels)")
+    conservation_weight: float = _f(0.1, "relative weight, inside the energy terms, of the "
+                                         "conservation ratio of E_hat along the training "
+                                         "windows (scale-free; at 1.0 it bent E_hat into a "
+                                         "curved function of E on the orbit)")
+    energy_lr: float = _f(3e-3, "Adam learning rate of the energy head at epoch 0 (it decays "
+                                "with --lr-decay like --lr)")
+    energy_steps: int = _f(4, "energy-head Adam steps per batch, each on --energy-batch "
+                              "random training states")
+    energy_batch: int = _f(256, "states per energy-head step (drawn at random from all "
+                                "training states)")
     n_invariants: int = _f(0, "extra conserved-quantity heads, independent of E_hat and of "
                               "each other")
     invariant_weight: float = _f(1.0, "weight of the conserved-quantity heads' loss")
@@ -76,7 +92,8 @@ class TrainConfig:
     lr: float = _f(1e-3, "Adam learning rate at epoch 0")
     lr_decay: float = _f(0.955, "learning rate x lr_decay each epoch, down to lr/100 (depends "
                                 "on the epoch only, so --resume with more epochs is exact)")
-    weight_decay: float = _f(1e-5, "L2 penalty on all parameters")
+    weight_decay: float = _f(1e-5, "L2 penalty on all parameters but the energy head's (on it, "
+                                   "1e-5 cost orbit R^2 0.99991 -> 0.99965)")
     seed: int = _f(0, "seed of the initialisation, shuffling and windows")
     device: str = _f("auto", "auto (cuda when present), cpu or cuda",
                      choices=("auto", "cpu", "cuda"))
@@ -124,20 +141,22 @@ def validate(cfg: TrainConfig) -> None:
         fail("--system is required (a system name or a .npz/.csv path)")
     if cfg.model not in MODELS:
         fail(f"unknown --model '{cfg.model}' (choose {', '.join(MODELS)})")
-    for name in ("epochs", "batch_size", "latent_dim", "hidden_dim"):
+    for name in ("epochs", "batch_size", "latent_dim", "hidden_dim", "energy_steps",
+                 "energy_batch"):
         if getattr(cfg, name) < 1:
             fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
     if cfg.window < 2:
         fail(f"--window must be at least 2, got {cfg.window}")
     if cfg.n_invariants < 0:
         fail(f"--n-invariants must be >= 0, got {cfg.n_invariants}")
-    for name in ("alpha", "beta", "gamma", "hamiltonian_weight", "invariant_weight",
-                 "weight_decay"):
+    for name in ("alpha", "beta", "gamma", "hamiltonian_weight", "conservation_weight",
+                 "invariant_weight", "weight_decay"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value >= 0):
             fail(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        fail(f"--lr must be positive, got {cfg.lr}")
+    for name in ("lr", "energy_lr"):
+        if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
     if not (0 < cfg.lr_decay <= 1):
         fail(f"--lr-decay must be in (0, 1], got {cfg.lr_decay}")
     if cfg.threads < 0:
@@ -159,16 +178,27 @@ class Prepared:
     val_dsdt: torch.Tensor | None
     state_mean: torch.Tensor     # (D,)
     state_std: torch.Tensor      # (D,)
-    step_std: torch.Tensor       # (D,) spread of one-step increments
-    dsdt_std: torch.Tensor       # (D,) spread of the derivatives
+    step_std: torch.Tensor       # (D,) size (rms) of one-step increments
+    dsdt_std: torch.Tensor       # (D,) size (rms) of the derivatives
     energy_scale: float
     pairs: tuple[list[int], list[int]] | None
 
 
 def _spread(x: np.ndarray) -> np.ndarray:
-    """Per-variable standard deviation of (..., D), with zeros (constant variables) -> 1."""
+    """Per-variable standard deviation of states (..., D); constant variables get 1."""
     s = x.reshape(-1, x.shape[-1]).std(axis=0)
-    return np.where(s > 1e-12 * max(1.0, float(np.abs(x).max())), s, 1.0)
+    return np.where(s > 1e-9 * max(1.0, float(np.abs(x).max())), s, 1.0)
+
+
+def _rms_scale(x: np.ndarray) -> np.ndarray:
+    """Per-variable root mean square of rates or steps (..., D), the size of a residual that
+    means "as big as the signal". A rate that is always ~0 (vx of a projectile: dvx/dt = 0)
+    gets the median scale of the others, so its residual is measured in the same units."""
+    rms = np.sqrt((x.reshape(-1, x.shape[-1]) ** 2).mean(axis=0))
+    alive = rms > 1e-6 * rms.max() if rms.max() > 0 else np.zeros_like(rms, dtype=bool)
+    if not alive.any():
+        return np.ones_like(rms)
+    return np.where(alive, rms, np.median(rms[alive]))
 
 
 def prepare(data: Trajectories, device: torch.device) -> Prepared:
@@ -178,7 +208,7 @@ def prepare(data: Trajectories, device: torch.device) -> Prepared:
         val = data.subset("test")
     dsdt = time_derivatives(train.states, train.t)
     pairs = data.canonical_pairs()
-    state_std, dsdt_std = _spread(train.states), _spread(dsdt)
+    state_std, dsdt_std = _spread(train.states), _rms_scale(dsdt)
     energy_scale = 1.0
     if pairs is not None:
         # E_hat = energy_scale * MLP(normalised s): dq/dt = dE/dp needs scale ~ std(p) std(dq/dt)
@@ -193,7 +223,7 @@ def prepare(data: Trajectories, device: torch.device) -> Prepared:
         val=as_t(val.states) if has_val else None,
         val_dsdt=as_t(time_derivatives(val.states, val.t)) if has_val else None,
         state_mean=as_t(train.states.reshape(-1, data.dim).mean(axis=0)),
-        state_std=as_t(state_std), step_std=as_t(_spread(np.diff(train.states, axis=1))),
+        state_std=as_t(state_std), step_std=as_t(_rms_scale(np.diff(train.states, axis=1))),
         dsdt_std=as_t(dsdt_std), energy_scale=energy_scale, pairs=pairs)
 
 
@@ -207,11 +237,14 @@ def sha256(path: str | Path) -> str:
 
 # ---------------------------------------------------------------------------- PhysicsNet losses
 
-def physics_losses(model: PhysicsNet, win: torch.Tensor, dsdt: torch.Tensor, cfg: TrainConfig,
-                   prep: Prepared, grad_graph: bool) -> tuple[torch.Tensor, dict[str, float]]:
-    """All loss terms on windows win (B, W+1, D) with derivatives dsdt (B, W+1, D).
+def main_losses(model: PhysicsNet, win: torch.Tensor, cfg: TrainConfig,
+                prep: Prepared) -> tuple[torch.Tensor, dict[str, float]]:
+    """The terms that train everything but the energy head, on windows win (B, W+1, D).
 
-    Returns (weighted total, {term: value}). grad_graph: keep the graph of dE/ds (training).
+    Returns (weighted sum, {term: value}): prediction and reconstruction (alpha), energy
+    keeping of predicted next states (beta; the energy head is frozen in it), latent
+    smoothness (gamma), invariant heads (invariant_weight) and L2 (weight_decay; the energy
+    head is left out of it, see README of train.py flags).
     """
     inp, target = win[:, :-1], win[:, 1:]                         # (B, W, D) each
     out = model(inp)
@@ -219,27 +252,14 @@ def physics_losses(model: PhysicsNet, win: torch.Tensor, dsdt: torch.Tensor, cfg
     terms["prediction"] = losses.prediction_loss(out["next"], target, prep.step_std)
     terms["reconstruction"] = losses.prediction_loss(out["recon"], inp, prep.state_std)
     total = cfg.alpha * (terms["prediction"] + terms["reconstruction"])
-
-    B, W1, D = win.shape
-    energy = None
     if cfg.beta > 0 or not model.training:
-        use_ham = prep.pairs is not None and cfg.hamiltonian_weight > 0
-        flat = win.reshape(-1, D)
-        if use_ham:
-            E, grad = model.energy_and_gradient(flat, create_graph=grad_graph)
-            terms["hamiltonian"] = losses.hamiltonian_loss(grad, dsdt.reshape(-1, D), *prep.pairs,
-                                                           prep.dsdt_std)
-        else:
-            E = model.energy(flat)
-        energy = E.reshape(B, W1)                                  # (B, W+1)
-        terms["energy_conservation"] = losses.conservation_ratio(energy)
+        # on a subset of the batch's windows: the energy head is the costly part of a step
+        m = ENERGY_SUBSET
+        with torch.no_grad():
+            reference = model.energy(inp[:m])                       # (m, W)
         terms["energy_keeping"] = losses.energy_keeping_loss(
-            model.energy(out["next"], frozen=True), energy[:, :-1].detach())
-        energy_total = terms["energy_conservation"] + terms["energy_keeping"]
-        if use_ham:
-            energy_total = energy_total + cfg.hamiltonian_weight * terms["hamiltonian"]
-        terms["energy"] = energy_total
-        total = total + cfg.beta * energy_total
+            model.energy(out["next"][:m], frozen=True), reference)
+        total = total + cfg.beta * terms["energy_keeping"]
     if cfg.gamma > 0 or not model.training:
         terms["smoothness"] = losses.latent_smoothness(out["latent"])
         total = total + cfg.gamma * terms["smoothness"]
@@ -247,20 +267,42 @@ def physics_losses(model: PhysicsNet, win: torch.Tensor, dsdt: torch.Tensor, cfg
         inv = model.invariants(win)                               # (B, W+1, K)
         # Functional independence: each head is judged on the between-trajectory variance
         # that a polynomial of E_hat (when trained) and of the earlier heads leaves unexplained.
-        known = [energy.mean(1).detach()] if (energy is not None and cfg.beta > 0) else []
-        inv_total = 0.0
+        known = []
+        if cfg.beta > 0:
+            with torch.no_grad():
+                known.append(model.energy(win).mean(1))             # (B,)
         for k in range(inv.shape[-1]):
             explained = torch.stack(known, 1) if known else None
             degree = 3 if len(known) <= 2 else 2
             terms[f"invariant_{k}"] = losses.invariant_ratio(inv[..., k], explained, degree)
-            inv_total = inv_total + terms[f"invariant_{k}"]
+            total = total + cfg.invariant_weight * terms[f"invariant_{k}"]
             known.append(inv[..., k].mean(1).detach())
-        total = total + cfg.invariant_weight * inv_total
     if cfg.weight_decay > 0:
-        terms["l2"] = losses.l2_penalty(model.parameters())
+        terms["l2"] = losses.l2_penalty(p for n, p in model.named_parameters()
+                                        if not n.startswith("energy_head."))
         total = total + cfg.weight_decay * terms["l2"]
-    terms["total"] = total
     return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def energy_losses(model: PhysicsNet, states: torch.Tensor, dsdt: torch.Tensor,
+                  cfg: TrainConfig, prep: Prepared, win: torch.Tensor | None,
+                  grad_graph: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """The terms that train the energy head: beta * (hamiltonian_weight * Hamilton's equations
+    on states (n, D) with observed derivatives dsdt (n, D) + conservation_weight *
+    conservation ratio of E_hat along the windows win (B, W+1, D), when given).
+
+    grad_graph: keep the graph of dE/ds so the loss can be backpropagated (training).
+    """
+    terms: dict[str, torch.Tensor] = {}
+    total = states.new_zeros(())
+    if prep.pairs is not None and cfg.hamiltonian_weight > 0:
+        _, grad = model.energy_and_gradient(states, create_graph=grad_graph)
+        terms["hamiltonian"] = losses.hamiltonian_loss(grad, dsdt, *prep.pairs, prep.dsdt_std)
+        total = total + cfg.hamiltonian_weight * terms["hamiltonian"]
+    if win is not None:
+        terms["energy_conservation"] = losses.conservation_ratio(model.energy(win[:ENERGY_SUBSET]))
+        total = total + cfg.conservation_weight * terms["energy_conservation"]
+    return cfg.beta * total, {k: float(v.detach()) for k, v in terms.items()}
 
 
 def windows(states: torch.Tensor, dsdt: torch.Tensor, idx: torch.Tensor, offsets: torch.Tensor,
@@ -283,19 +325,27 @@ def evaluate_physics(model: PhysicsNet, states: torch.Tensor, dsdt: torch.Tensor
     """Every loss term on trajectories (B, T, D), averaged over chunks of trajectories.
 
     length: evaluate on one fixed window of that many steps per trajectory (cheap, the same
-    windows every epoch); None: on the whole trajectories.
+    windows every epoch); None: on the whole trajectories. The Hamiltonian term is measured on
+    every state of the windows, the energy terms whatever beta is (to show what an untrained
+    energy head does), and "total" weighs the terms as training does.
     """
     was_training = model.training
     model.eval()
-    n, T, _ = states.shape
+    n, T, D = states.shape
     if length is not None and length < T:
         idx = torch.arange(n, device=states.device)
         states, dsdt = windows(states, dsdt, idx, fixed_offsets(n, T, length).to(states.device),
                                length)
+    scored = cfg if cfg.beta > 0 else replace(cfg, beta=1.0)
     sums: dict[str, float] = {}
     for i in range(0, n, chunk):
-        _, terms = physics_losses(model, states[i:i + chunk], dsdt[i:i + chunk], cfg, prep, False)
-        w = min(chunk, n - i) / n
+        win, dwin = states[i:i + chunk], dsdt[i:i + chunk]
+        main, terms = main_losses(model, win, cfg, prep)
+        energy, energy_terms = energy_losses(model, win.reshape(-1, D), dwin.reshape(-1, D),
+                                             scored, prep, win, False)
+        terms.update(energy_terms)
+        terms["total"] = float(main) + (float(energy) if cfg.beta > 0 else 0.0)
+        w = win.shape[0] / n
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + w * v
     model.train(was_training)
@@ -393,6 +443,7 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         full_val = {}
     last = rows[-1] if rows else {}
     epoch_seconds = [r["epoch_seconds"] for r in rows if r.get("epoch_seconds") is not None]
+    epoch_cpu = [r["epoch_cpu_seconds"] for r in rows if r.get("epoch_cpu_seconds") is not None]
     stats = {
         "system": data.name, "model": cfg.model, "tag": cfg.tag, "seed": cfg.seed,
         "epochs": int(last.get("epoch", 0)), "device": str(device), "threads": threads,
@@ -401,6 +452,8 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         "val_whole_trajectories": full_val,
         "train_seconds": float(sum(epoch_seconds)),
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        "train_cpu_seconds": float(sum(epoch_cpu)),
+        "cpu_seconds_per_epoch": float(np.mean(epoch_cpu)) if epoch_cpu else None,
         "wall_seconds": time.perf_counter() - wall_start,
         "run_dir": str(run_dir),
     }
@@ -423,12 +476,19 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                             names=list(prep.data.names))
     model = PhysicsNet(mcfg).to(device)
     model.set_statistics(prep.state_mean, prep.state_std, prep.step_std, prep.energy_scale)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # Two optimisers: the energy head only ever gets gradients from its own terms (the
+    # energy-keeping term freezes it), so it is trained on its own schedule: energy_steps
+    # Adam steps per batch on random states (see the --energy-* flags).
+    energy_params = list(model.energy_head.parameters())
+    opt = torch.optim.Adam([p for n, p in model.named_parameters()
+                            if not n.startswith("energy_head.")], lr=cfg.lr)
+    opt_energy = torch.optim.Adam(energy_params, lr=cfg.energy_lr)
     rows: list[dict] = []
     start_epoch = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model_state"])
         opt.load_state_dict(ckpt["optimizer_state"])
+        opt_energy.load_state_dict(ckpt["energy_optimizer_state"])
         restore_rng(ckpt["rng"], gen, np_rng)
         rows = [r for r in ckpt["metrics"] if r["epoch"] <= ckpt["epoch"]]
         start_epoch = ckpt["epoch"]
@@ -436,7 +496,13 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
         print(f"PhysicsNet: {model.n_parameters()} parameters")
 
     N, T, _ = prep.train.shape
+    flat, flat_dsdt = prep.train.reshape(N * T, D), prep.train_dsdt.reshape(N * T, D)
     length = min(cfg.window, T - 1) + 1       # W inputs + 1 target
+    n_batches = math.ceil(N / cfg.batch_size)
+    train_energy = cfg.beta > 0
+    # without Hamilton's equations (no q/p labels) only the conservation ratio trains the head
+    use_ham = prep.pairs is not None and cfg.hamiltonian_weight > 0
+    inner_steps = cfg.energy_steps if use_ham else 1
     bar = None
     if not cfg.quiet:
         from tqdm import tqdm
@@ -445,29 +511,53 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                    dynamic_ncols=True)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lr = learning_rate(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
+        for group in opt_energy.param_groups:
+            group["lr"] = cfg.energy_lr * lr / cfg.lr
         perm = torch.randperm(N, generator=gen).to(device)
         offsets = torch.randint(0, T - length + 1, (N,), generator=gen).to(device)
+        picks = torch.randint(0, N * T, (n_batches, cfg.energy_steps, cfg.energy_batch),
+                              generator=gen).to(device)
         sums: dict[str, float] = {}
-        for i in range(0, N, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            win, dwin = windows(prep.train, prep.train_dsdt, idx, offsets[idx], length)
-            loss, terms = physics_losses(model, win, dwin, cfg, prep, grad_graph=True)
+        for b in range(n_batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            win, _ = windows(prep.train, prep.train_dsdt, idx, offsets[idx], length)
+            loss, terms = main_losses(model, win, cfg, prep)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            total = float(loss.detach())
+            if train_energy:
+                for j in range(inner_steps):
+                    pick = picks[b, j]
+                    e_loss, e_terms = energy_losses(model, flat[pick], flat_dsdt[pick], cfg,
+                                                    prep, win if j == 0 else None, True)
+                    opt_energy.zero_grad(set_to_none=True)
+                    e_loss.backward()
+                    opt_energy.step()
+                    for k, v in e_terms.items():   # mean over the inner steps that have it
+                        count = inner_steps if k == "hamiltonian" else 1
+                        terms[k] = terms.get(k, 0.0) + v / count
+                total += cfg.beta * (cfg.hamiltonian_weight * terms.get("hamiltonian", 0.0)
+                                     + cfg.conservation_weight
+                                     * terms.get("energy_conservation", 0.0))
+            terms["total"] = total
             w = idx.shape[0] / N
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + w * v
         train_seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": train_seconds}
+        # CPU time as well: on a shared machine the wall time also counts other people's jobs
+        row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": train_seconds,
+               "epoch_cpu_seconds": time.process_time() - c0}
         row.update({f"train/{k}": v for k, v in sums.items()})
         if prep.val is not None:
             row.update({f"val/{k}": v for k, v in
-                        evaluate_physics(model, prep.val, prep.val_dsdt, cfg, prep, length).items()})
+                        evaluate_physics(model, prep.val[:VAL_PER_EPOCH],
+                                         prep.val_dsdt[:VAL_PER_EPOCH], cfg, prep,
+                                         length).items()})
         row["eval_seconds"] = time.perf_counter() - t0 - train_seconds
         if not all(math.isfinite(v) for v in sums.values()):
             fail(f"training diverged at epoch {epoch + 1} (non-finite loss {sums}); "
@@ -476,7 +566,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
         atomic_torch_save(run_dir / "checkpoint.pt", {
             "model_kind": MODEL_KIND, "model_config": asdict(mcfg),
             "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
-            "epoch": epoch + 1, "flags": asdict(cfg), "rng": rng_states(gen, np_rng),
+            "energy_optimizer_state": opt_energy.state_dict(), "epoch": epoch + 1, "flags": asdict(cfg), "rng": rng_states(gen, np_rng),
             "metrics": rows, "data": run_info["data"], "statistics": run_info["statistics"]})
         write_metrics(run_dir, rows)
         if bar is not None:
@@ -497,14 +587,14 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
 
 def _train_hamiltonian(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_info: dict,
                        ckpt: dict | None):
-    """--model hnn|baseline: models/hnn.py trained by models/hnn_experiment.fit on the
+    """--model hnn|baseline: models/hnn.py trained by models/hnn_training.fit on the
     observed states and their finite-difference derivatives (raw units, as in the paper).
 
     fit() runs the whole schedule in one call, so the checkpoint is written at the end; a
     --resume of an unfinished run trains it again from the seed (same result, deterministic).
     """
     from models.hnn import HNNConfig, build_hamiltonian_model
-    from models.hnn_experiment import fit
+    from models.hnn_training import fit
 
     N, T, D = prep.train.shape
     pairs = prep.pairs

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -103,7 +104,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-train", action="store_true", help="measure existing runs only")
     ap.add_argument("--invariants", action="store_true",
                     help="also train/measure --n-invariants 1 runs (tag inv1)")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra train.py flags for every run")
+    ap.add_argument("--threads", type=int, default=0, help="train.py --threads")
+    ap.add_argument("--extra", default="", help="extra train.py flags for every run, one string")
     ap.add_argument("--results-dir", default=str(RESULTS_DIR))
     args = ap.parse_args(argv)
     import train as train_script
@@ -120,7 +122,8 @@ def main(argv=None) -> None:
             if not args.no_train:
                 cfg = train_script.parse_flags(
                     ["--system", system, "--tag", tag, "--epochs", str(args.epochs), "--quiet",
-                     "--results-dir", args.results_dir, *flags, *args.extra])
+                     "--results-dir", args.results_dir, "--threads", str(args.threads), *flags,
+                     *shlex.split(args.extra)])
                 train_script.train(cfg)
             res = measure(system, run_dir, data, args.prefix, project=tag != "standard")
             report[system][tag] = res

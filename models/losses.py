@@ -98,3 +98,4 @@ def invariant_ratio(values: Tensor, explained_by: Tensor | None, degree: int = 3
 def l2_penalty(params: Iterable[Tensor]) -> Tensor:
     """Sum of squared entries of the given parameters (L2 weight decay)."""
     return sum(p.pow(2).sum() for p in params)
+

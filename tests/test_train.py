@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import train
+from data.loader import load_trajectories
 from data.simulate import simulate
 from models.physics_net import PhysicsNet, load_run
 from utils import ROOT, atomic_write_npz
@@ -87,9 +88,23 @@ def test_a_few_epochs_lower_the_loss(data_dir, tmp_path):
     assert last["val/hamiltonian"] < first["val/hamiltonian"]
 
 
+def test_energy_head_learns_the_energy(data_dir, tmp_path):
+    """The property the energy head is for: E_hat is an affine function of the true energy
+    (test-side check; train.py never sees the truth)."""
+    model, _ = run(data_dir, tmp_path, "--system", "spring", "--epochs", "10",
+                   "--energy-steps", "30")
+    test = load_trajectories(data_dir / "spring.npz", with_truth=True)
+    E_true = test.truth["invariants"][..., 0].ravel()
+    with torch.no_grad():
+        E_hat = model.energy(torch.as_tensor(test.states, dtype=torch.float32)).numpy().ravel()
+    slope, offset = np.polyfit(E_true, E_hat, 1)
+    r2 = 1 - (E_hat - slope * E_true - offset).var() / E_hat.var()
+    assert r2 > 0.99 and abs(slope - 1) < 0.05, (r2, slope)
+
+
 def test_standard_model_trains_no_energy_head(data_dir, tmp_path):
     model, _ = run(data_dir, tmp_path, "--system", "spring", "--energy-weight", "0.0",
-                   "--tag", "standard", "--epochs", "2", "--weight-decay", "0")
+                   "--tag", "standard", "--epochs", "2")
     _, ckpt = load_run(tmp_path / "runs" / "spring__physicsnet__standard__s0")
     torch.manual_seed(0)  # the same initialisation as train.py's seed 0
     fresh = train.PhysicsNet(train.PhysicsNetConfig(**ckpt["model_config"]))
@@ -204,6 +219,8 @@ def test_every_flag_parses():
         "--system", "x.npz", "--model", "hnn", "--epochs", "7", "--batch-size", "9",
         "--window", "5", "--alpha", "0.1", "--beta", "0.2", "--gamma", "0.3",
         "--hamiltonian-weight", "0.4", "--n-invariants", "2", "--invariant-weight", "0.6",
+        "--conservation-weight", "0.7", "--energy-lr", "0.02", "--energy-steps", "3",
+        "--energy-batch", "11",
         "--latent-dim", "4", "--hidden-dim", "8", "--lr", "0.01", "--lr-decay", "0.9",
         "--weight-decay", "0", "--seed", "3", "--device", "cpu", "--threads", "1", "--tag", "t",
         "--data-dir", "d", "--results-dir", "r", "--resume", "--quiet"])
@@ -211,6 +228,8 @@ def test_every_flag_parses():
         ("hnn", 7, 9, 5, 2)
     assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.hamiltonian_weight) == (0.1, 0.2, 0.3, 0.4)
     assert cfg.resume and cfg.quiet and cfg.device == "cpu" and cfg.seed == 3
+    assert (cfg.conservation_weight, cfg.energy_lr, cfg.energy_steps, cfg.energy_batch) == \
+        (0.7, 0.02, 3, 11)
     assert train.parse_flags(["--energy-weight", "0.7"]).beta == 0.7
     assert train.parse_flags(["--batch_size", "5"]).batch_size == 5
     defaults = train.parse_flags([])
