@@ -19,6 +19,8 @@ import sympy as sp
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 N_TRAJ = "120"
+# few epochs, but many energy-head steps per batch: the head is what discovery distils
+TRAIN_FLAGS = ["--epochs", "6", "--batch_size", "32", "--energy-steps", "40"]
 DISCOVER_FLAGS = ["--budget", "20000", "--niterations", "5", "--latent-pcs", "1", "--quiet"]
 
 
@@ -40,7 +42,7 @@ def work(tmp_path_factory):
     run("data/simulate.py", "--systems", "projectile", "--n-traj", N_TRAJ, "--noise", "0.01",
         "--out", data, "--quiet")
     for name in ("spring", "projectile", "orbit", "damped-spring", "projectile-noise0.01"):
-        run("train.py", "--system", name, "--epochs", "3", "--tag", "physics-aware",
+        run("train.py", "--system", name, *TRAIN_FLAGS, "--tag", "physics-aware",
             "--data-dir", data, "--results-dir", results, "--quiet")
         run("discover.py", "--system", name, "--data-dir", data, "--results-dir", results,
             *DISCOVER_FLAGS)
