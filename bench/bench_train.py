@@ -89,7 +89,16 @@ def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dic
             h = inv[..., k]
             means = h.mean(1)
             ratio = float(h.var(1).mean() / means.var())
+            # functional independence from E_hat: the angle between the two gradients
+            flat = states.reshape(-1, states.shape[-1])[::7]
+            with torch.enable_grad():
+                x = flat.clone().requires_grad_(True)
+                (gE,) = torch.autograd.grad(model.energy(x).sum(), x)
+                x = flat.clone().requires_grad_(True)
+                (gI,) = torch.autograd.grad(model.invariants(x)[:, k].sum(), x)
+            cos = (torch.nn.functional.cosine_similarity(gE, gI, dim=-1).abs()).numpy()
             heads.append({"head": k, "conservation_ratio": ratio,
+                          "median_abs_cos_grad_vs_energy": float(np.median(cos)),
                           **{f"cubic_r2_vs_{n}": poly_r2(means, v.mean(1)) for n, v in
                              truth.items() if np.isfinite(v).all()}})
         out["invariant_heads"] = heads
@@ -125,6 +134,9 @@ def main(argv=None) -> None:
                      "--results-dir", args.results_dir, "--threads", str(args.threads), *flags,
                      *shlex.split(args.extra)])
                 train_script.train(cfg)
+            if not (run_dir / "checkpoint.pt").exists():
+                print(f"{system:>10} {tag:>13}: no run in {run_dir}", flush=True)
+                continue
             res = measure(system, run_dir, data, args.prefix, project=tag != "standard")
             report[system][tag] = res
             print(f"{system:>10} {tag:>13}: E_hat R2(test) {res['energy_r2_test']:.6f}  "
