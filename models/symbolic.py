@@ -342,13 +342,14 @@ def _split_terms(expr: sp.Expr) -> list[sp.Expr] | None:
 
 
 def refit_hamiltonian(expr: sp.Expr, inputs: Inputs, q_idx: list[int], p_idx: list[int],
-                      states: np.ndarray, derivs: np.ndarray, prune: float = 1e-3
+                      states: np.ndarray, derivs: np.ndarray, prune: float = 1e-2
                       ) -> sp.Expr | None:
     """Re-estimate the coefficients of H = sum c_i f_i from Hamilton's equations,
     dq/dt = dH/dp, dp/dt = -dH/dq, by linear least squares on observed derivatives.
 
     Terms whose share of the (RMS-normalised) derivatives is below `prune` are dropped and the
-    rest refitted. Returns None when expr is not a sum of terms with numeric coefficients.
+    rest refitted (1 %: with noisy states a tiny extra term mostly soaks up the errors-in-
+    variables bias of the others, e.g. 0.003*r beside -1/r for a noisy orbit). Returns None when expr is not a sum of terms with numeric coefficients.
     """
     terms = _split_terms(expr)
     if terms is None:
