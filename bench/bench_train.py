@@ -54,6 +54,15 @@ def poly_r2(y: np.ndarray, x: np.ndarray, degree: int = 3) -> float:
     return float(1 - (y - A @ coef).var() / y.var())
 
 
+def binned_r2(y: np.ndarray, x: np.ndarray, bins: int = 40) -> float:
+    """R^2 of y explained by the mean of y within quantile bins of x: any function of x
+    (not only a polynomial) scores near 1."""
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    means = np.array([y[which == b].mean() if (which == b).any() else 0.0 for b in range(bins)])
+    return float(1 - (y - means[which]).var() / y.var())
+
+
 def true_energy(system: str, states: np.ndarray, params: dict) -> np.ndarray:
     return SYSTEMS[system].invariants["E"](states, params)
 
@@ -79,7 +88,8 @@ def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dic
             ((roll[:, prefix:] - test.states[:, prefix:]) ** 2).mean())), projected=project)
     summary = json.loads((run_dir / "summary.json").read_text())
     out.update(train_seconds=summary["train_seconds"], seconds_per_epoch=summary[
-        "seconds_per_epoch"], parameters=summary["parameters"], epochs=summary["epochs"])
+        "seconds_per_epoch"], parameters=summary["parameters"], epochs=summary["epochs"],
+        train_cpu_seconds=summary.get("train_cpu_seconds"))
     if model.config.n_invariants:
         inv = model.invariants(states).numpy()                 # (N, T, K)
         names = list(test.truth["invariant_names"])
@@ -100,6 +110,8 @@ def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dic
             heads.append({"head": k, "conservation_ratio": ratio,
                           "median_abs_cos_grad_vs_energy": float(np.median(cos)),
                           **{f"cubic_r2_vs_{n}": poly_r2(means, v.mean(1)) for n, v in
+                             truth.items() if np.isfinite(v).all()},
+                          **{f"binned_r2_vs_{n}": binned_r2(means, v.mean(1)) for n, v in
                              truth.items() if np.isfinite(v).all()}})
         out["invariant_heads"] = heads
     return out
@@ -139,9 +151,10 @@ def main(argv=None) -> None:
                 continue
             res = measure(system, run_dir, data, args.prefix, project=tag != "standard")
             report[system][tag] = res
-            print(f"{system:>10} {tag:>13}: E_hat R2(test) {res['energy_r2_test']:.6f}  "
+            print(f"{system:>10} {tag:>13}: E_hat R2(test) {res['energy_r2_test']:.7f} (1-R2 {1 - res['energy_r2_test']:.1e})  "
                   f"drift {res['rollout_drift']:.2e}  state rmse {res['rollout_state_rmse']:.2e}  "
-                  f"{res['train_seconds']:.0f}s ({res['seconds_per_epoch']:.2f}s/epoch)"
+                  f"{res['train_seconds']:.0f}s ({res['seconds_per_epoch']:.2f}s/epoch; "
+                  f"{res['train_cpu_seconds'] or float('nan'):.0f} CPU s)"
                   + (f"  heads {res['invariant_heads']}" if "invariant_heads" in res else ""),
                   flush=True)
         std, phys = report[system].get("standard"), report[system].get("physics-aware")

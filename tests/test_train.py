@@ -142,6 +142,34 @@ def test_hamiltonian_models(data_dir, tmp_path, kind):
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_weight_average():
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = train.WeightAverage([p], decay=0.9)
+    values = []
+    for step in range(1, 40):
+        with torch.no_grad():
+            p.fill_(float(step))
+        avg.update()
+        values.append(step)
+    assert 20 < avg.average[0][0].item() < 39             # lags behind the last value
+    with avg.swapped_in():
+        assert torch.equal(p.detach(), avg.average[0])
+    assert p[0].item() == 39.0                            # restored
+    last = train.WeightAverage([p], decay=0.0)
+    last.update()
+    assert torch.equal(last.average[0], p.detach())       # decay 0: the weights themselves
+
+
+def test_saved_model_holds_the_averaged_energy_head(data_dir, tmp_path):
+    model, _ = run(data_dir, tmp_path, "--system", "spring", "--epochs", "2")
+    ckpt = torch.load(tmp_path / "runs" / "spring__physicsnet__default__s0" / "checkpoint.pt",
+                      weights_only=False)
+    saved = ckpt["model_state"]["energy_head.0.weight"]
+    trained = ckpt["energy_head_trained"][0]
+    assert torch.equal(model.energy_head[0].weight.detach(), saved)
+    assert not torch.equal(saved, trained) and ckpt["energy_ema_updates"] == 2 * 4
+
+
 # ---------------------------------------------------------------------------- resume
 
 def weights(run_dir: Path) -> dict:
