@@ -15,7 +15,8 @@ loads) a physics-aware run (default flags, tag physics-aware) and a standard one
     the standard model unprojected, the physics-aware one projected onto E_hat's level set;
   * with --invariants: for the extra head of an orbit run with --n-invariants 1, the R^2 of a
     cubic polynomial in the true L fitted to the head's per-trajectory means, the same in E
-    (should be low), and the within/between conservation ratio of the head.
+    (should be low), the R^2 of any function of L (means within 40 quantile bins of L) over
+    every held-out state (and of a quintic in L), and the within/between conservation ratio of the head.
 Results go to <results-dir>/bench_train.json.
 """
 from __future__ import annotations
@@ -112,7 +113,14 @@ def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dic
                           **{f"cubic_r2_vs_{n}": poly_r2(means, v.mean(1)) for n, v in
                              truth.items() if np.isfinite(v).all()},
                           **{f"binned_r2_vs_{n}": binned_r2(means, v.mean(1)) for n, v in
-                             truth.items() if np.isfinite(v).all()}})
+                             truth.items() if np.isfinite(v).all()},
+                          # every state, not trajectory means: the head's wobble along a
+                          # trajectory counts against it (40 quantile bins of the truth, ~5
+                          # trajectories each, as the truth is constant along one)
+                          **{f"pointwise_binned_r2_vs_{n}": binned_r2(h.ravel(), v.ravel(), 40)
+                             for n, v in truth.items() if np.isfinite(v).all()},
+                          **{f"pointwise_quintic_r2_vs_{n}": poly_r2(h.ravel(), v.ravel(), 5)
+                             for n, v in truth.items() if np.isfinite(v).all()}})
         out["invariant_heads"] = heads
     return out
 

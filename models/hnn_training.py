@@ -12,6 +12,7 @@ import time
 import torch
 from torch import Tensor, nn
 
+from models.averaging import WeightAverage
 from models.hnn import HNN
 
 
@@ -124,7 +125,8 @@ def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
 def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: int | None = None,
         lr: float = 1e-3, weight_decay: float = 0.0, generator: torch.Generator,
         x_test: Tensor | None = None, dxdt_test: Tensor | None = None, log_every: int = 200,
-        progress: bool = False, engine: str = "auto", lr_schedule: str = "constant") -> dict:
+        progress: bool = False, engine: str = "auto", lr_schedule: str = "constant",
+        average: float = 0.0) -> dict:
     """Train model.time_derivative(x) to match dxdt with Adam and the MSE loss.
 
     x, dxdt: (N, D) states and their time derivatives. batch_size None = full batch; otherwise
@@ -133,7 +135,10 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     (backward through model.time_derivative's double-backward graph), "fused"
     (hnn_loss_and_grads: the same gradients by hand, HNN with a tanh MLP only) or "auto"
     (fused where supported). lr_schedule: "constant" (the paper) or "cosine" (lr * (1 +
-    cos(pi * step / steps)) / 2, an ablation). Returns a history dict, with the engine used:
+    cos(pi * step / steps)) / 2, an ablation). average: decay of a moving average of the
+    weights kept alongside (models/averaging.py; 0 = none); the model ends with its LAST
+    weights and history["average_state"] holds a state_dict with the averaged ones.
+    Returns a history dict, with the engine used:
     step, train_loss, test_loss (lists, logged every `log_every` steps (0 = only at the end),
     measured on the whole sets), final_train_loss, final_test_loss, seconds (wall time of the
     training loop, logging included), cpu_seconds (process CPU time of the same: on a shared
@@ -168,6 +173,7 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
 
         bar = tqdm(total=steps, leave=False, desc=type(model).__name__)
     perm, cursor = None, n
+    averager = WeightAverage(list(model.parameters()), average) if average > 0 else None
     start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps):
         if lr_schedule == "cosine":
@@ -187,6 +193,8 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
             opt.zero_grad(set_to_none=True)
             mse(model.time_derivative(xb, create_graph=True), yb).backward()
         opt.step()
+        if averager is not None:
+            averager.update()
         if log_every and step % log_every == 0:
             log(step)
             if bar is not None:
@@ -199,6 +207,10 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     if not history["step"] or history["step"][-1] != steps:
         log(steps)
     model.eval()
+    if averager is not None:
+        with averager.swapped_in():
+            history["average_state"] = {k: v.detach().clone()
+                                        for k, v in model.state_dict().items()}
     history.update(final_train_loss=history["train_loss"][-1],
                    final_test_loss=history["test_loss"][-1], seconds=seconds,
                    cpu_seconds=cpu_seconds, steps_per_s=steps / seconds if seconds > 0 else None)
