@@ -5,7 +5,7 @@
     python bench/bench_hnn.py --full                 # also time one whole protocol run each
 
 Every implementation trains the same HNN (3 layers, 200 tanh units, Adam 1e-3) on the task's
-protocol data set with one torch thread, for a few hundred steps; rounds are interleaved
+protocol data set with one torch thread (--threads), for a few hundred steps; rounds are interleaved
 (ours, paper-style, ours-autograd, naive, ours, ...) so that load from other jobs on a shared
 machine hits all of them alike, and the median over rounds is kept. Times per step are
 extrapolated to the protocol's step count (2000 / 2000 / 10 000). Implementations:
@@ -164,6 +164,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--naive-steps", type=int, default=2)
     ap.add_argument("--full", action="store_true", help="also time one whole protocol run")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_hnn.json")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for every implementation (the references' times are "
+                         "for 1; this machine has 2 cores)")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
 
@@ -175,10 +178,10 @@ def main(argv=None) -> dict:
         fail(f"unknown task(s) {unknown} (known: {', '.join(TASKS)})")
     if min(args.rounds, args.naive_steps, args.steps or 1) < 1:
         fail("--steps, --rounds and --naive-steps must be at least 1")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     results = [bench_task(t, args.steps, args.rounds, args.naive_steps, args.full, args.quiet)
                for t in args.tasks]
-    report = {"environment": environment_info(), "torch_threads": 1, "tasks": results}
+    report = {"environment": environment_info(), "torch_threads": args.threads, "tasks": results}
     atomic_write_json(args.out, report)
     if not args.quiet:
         print(f"\n{'task':<9} {'ours s':>8} {'(cpu)':>7} {'autograd':>9} {'paper-style':>12} "

@@ -1006,6 +1006,10 @@
           })}</tbody>
         </table>
         </div>
+        <p className="mt-3 text-xs text-slate-500">Energy MSE: true energy along rollouts from held-out
+          starts over t ∈ [0, 20] (the paper's analysis span), mean ± std over seeds. Rows “baseline” and
+          “hnn” score the last weights (the paper's protocol); “+avg” rows score a moving average of the
+          weights of the same training run.</p>
       <//>`;
   }
 
