@@ -283,25 +283,35 @@ def main_losses(model: PhysicsNet, win: torch.Tensor, cfg: TrainConfig, prep: Pr
         terms["smoothness"] = losses.latent_smoothness(out["latent"])
         total = total + cfg.gamma * terms["smoothness"]
     if model.config.n_invariants:
-        spread = win if spread is None else spread
-        inv = model.invariants(spread)                            # (B, S, K)
-        # Functional independence: each head is judged on the between-trajectory variance
-        # that a polynomial of E_hat (when trained) and of the earlier heads leaves unexplained.
-        known = []
-        if cfg.beta > 0:
-            with torch.no_grad():
-                known.append(model.energy(spread).mean(1))          # (B,)
-        for k in range(inv.shape[-1]):
-            explained = torch.stack(known, 1) if known else None
-            degree = 3 if len(known) <= 2 else 2
-            terms[f"invariant_{k}"] = losses.invariant_ratio(inv[..., k], explained, degree)
-            total = total + cfg.invariant_weight * terms[f"invariant_{k}"]
-            known.append(inv[..., k].mean(1).detach())
+        inv_total, inv_terms = invariant_losses(model, win if spread is None else spread, cfg)
+        terms.update(inv_terms)
+        total = total + inv_total
     if cfg.weight_decay > 0:
         terms["l2"] = losses.l2_penalty(p for n, p in model.named_parameters()
                                         if not n.startswith("energy_head."))
         total = total + cfg.weight_decay * terms["l2"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def invariant_losses(model: PhysicsNet, spread: torch.Tensor, cfg: TrainConfig
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """invariant_weight * the conserved-quantity heads' ratios on states spread (B, S, D) of
+    B trajectories. Functional independence: each head is judged on the between-trajectory
+    variance that a polynomial of E_hat (when trained) and of the earlier heads leaves
+    unexplained."""
+    inv = model.invariants(spread)                                # (B, S, K)
+    known, terms = [], {}
+    total = spread.new_zeros(())
+    if cfg.beta > 0:
+        with torch.no_grad():
+            known.append(model.energy(spread).mean(1))              # (B,)
+    for k in range(inv.shape[-1]):
+        explained = torch.stack(known, 1) if known else None
+        degree = 3 if len(known) <= 2 else 2
+        terms[f"invariant_{k}"] = losses.invariant_ratio(inv[..., k], explained, degree)
+        total = total + cfg.invariant_weight * terms[f"invariant_{k}"]
+        known.append(inv[..., k].mean(1).detach())
+    return total, terms
 
 
 def energy_losses(model: PhysicsNet, states: torch.Tensor, dsdt: torch.Tensor,
@@ -502,9 +512,14 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
     # energy-keeping term freezes it), so it is trained on its own schedule: energy_steps
     # Adam steps per batch on random states (see the --energy-* flags).
     energy_params = list(model.energy_head.parameters())
+    # The conserved-quantity heads, like the energy head, train on their own schedule:
+    # energy_steps Adam steps per batch at energy_lr (one step per batch on the main schedule
+    # left the orbit's head wobbling ~0.6 % along trajectories).
+    inv_params = list(model.invariant_heads.parameters())
     opt = torch.optim.Adam([p for n, p in model.named_parameters()
-                            if not n.startswith("energy_head.")], lr=cfg.lr)
+                            if not n.startswith(("energy_head.", "invariant_heads."))], lr=cfg.lr)
     opt_energy = torch.optim.Adam(energy_params, lr=cfg.energy_lr)
+    opt_inv = torch.optim.Adam(inv_params, lr=cfg.energy_lr) if inv_params else None
     # The checkpoint's model_state (what load_run gives) holds the averaged energy head; the
     # trained values, needed to resume, are stored beside it.
     average = WeightAverage(energy_params, cfg.energy_ema)
@@ -518,6 +533,8 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                 p.copy_(raw)
         opt.load_state_dict(ckpt["optimizer_state"])
         opt_energy.load_state_dict(ckpt["energy_optimizer_state"])
+        if opt_inv is not None:
+            opt_inv.load_state_dict(ckpt["invariant_optimizer_state"])
         restore_rng(ckpt["rng"], gen, np_rng)
         rows = [r for r in ckpt["metrics"] if r["epoch"] <= ckpt["epoch"]]
         start_epoch = ckpt["epoch"]
@@ -544,19 +561,19 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
         lr = learning_rate(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        for group in opt_energy.param_groups:
+        for group in opt_energy.param_groups + (opt_inv.param_groups if opt_inv else []):
             group["lr"] = cfg.energy_lr * lr / cfg.lr
         perm = torch.randperm(N, generator=gen).to(device)
         offsets = torch.randint(0, T - length + 1, (N,), generator=gen).to(device)
         picks = torch.randint(0, N * T, (n_batches, cfg.energy_steps, cfg.energy_batch),
                               generator=gen).to(device)
-        times = (torch.randint(0, T, (N, SPREAD_STEPS), generator=gen).to(device)
+        times = (torch.randint(0, T, (N, cfg.energy_steps, SPREAD_STEPS), generator=gen).to(device)
                  if model.config.n_invariants else None)
         sums: dict[str, float] = {}
         for b in range(n_batches):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             win, _ = windows(prep.train, prep.train_dsdt, idx, offsets[idx], length)
-            spread = None if times is None else prep.train[idx[:, None], times[idx]]
+            spread = None if times is None else prep.train[idx[:, None], times[idx, 0]]
             loss, terms = main_losses(model, win, cfg, prep, spread)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -577,6 +594,13 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                 total += cfg.beta * (cfg.hamiltonian_weight * terms.get("hamiltonian", 0.0)
                                      + cfg.conservation_weight
                                      * terms.get("energy_conservation", 0.0))
+            if opt_inv is not None:
+                for j in range(cfg.energy_steps):
+                    inv_loss, _ = invariant_losses(
+                        model, prep.train[idx[:, None], times[idx, j]], cfg)
+                    opt_inv.zero_grad(set_to_none=True)
+                    inv_loss.backward()
+                    opt_inv.step()
             terms["total"] = total
             w = idx.shape[0] / N
             for k, v in terms.items():
@@ -603,6 +627,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
             "model_kind": MODEL_KIND, "model_config": asdict(mcfg), "model_state": model_state,
             "energy_head_trained": trained_head, "energy_ema_updates": average.updates,
             "optimizer_state": opt.state_dict(), "energy_optimizer_state": opt_energy.state_dict(),
+            "invariant_optimizer_state": None if opt_inv is None else opt_inv.state_dict(),
             "epoch": epoch + 1, "flags": asdict(cfg), "rng": rng_states(gen, np_rng),
             "metrics": rows, "data": run_info["data"], "statistics": run_info["statistics"]})
         write_metrics(run_dir, rows)
