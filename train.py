@@ -253,17 +253,16 @@ def sha256(path: str | Path) -> str:
 
 # ---------------------------------------------------------------------------- PhysicsNet losses
 
-def main_losses(model: PhysicsNet, win: torch.Tensor, cfg: TrainConfig, prep: Prepared,
-                spread: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The terms that train everything but the energy head, on windows win (B, W+1, D);
-    the invariant heads are scored on spread (B, S, D), states of the same trajectories at
-    random times over their whole length (default: the windows), so that "conserved" means
-    over the whole trajectory, not over a window.
+def main_losses(model: PhysicsNet, win: torch.Tensor, cfg: TrainConfig, prep: Prepared
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The terms that train everything but the energy and invariant heads, on windows win
+    (B, W+1, D). In evaluation (model.eval()) the invariant heads' terms are added, scored on
+    the windows; in training they come from invariant_losses on their own schedule.
 
     Returns (weighted sum, {term: value}): prediction and reconstruction (alpha), energy
     keeping of predicted next states (beta; the energy head is frozen in it), latent
-    smoothness (gamma), invariant heads (invariant_weight) and L2 (weight_decay; the energy
-    head is left out of it, see the --weight-decay help).
+    smoothness (gamma), invariant heads (invariant_weight, evaluation only) and L2
+    (weight_decay; the energy head is left out of it, see the --weight-decay help).
     """
     inp, target = win[:, :-1], win[:, 1:]                         # (B, W, D) each
     out = model(inp)
@@ -282,8 +281,8 @@ def main_losses(model: PhysicsNet, win: torch.Tensor, cfg: TrainConfig, prep: Pr
     if cfg.gamma > 0 or not model.training:
         terms["smoothness"] = losses.latent_smoothness(out["latent"])
         total = total + cfg.gamma * terms["smoothness"]
-    if model.config.n_invariants:
-        inv_total, inv_terms = invariant_losses(model, win if spread is None else spread, cfg)
+    if model.config.n_invariants and not model.training:
+        inv_total, inv_terms = invariant_losses(model, win, cfg)
         terms.update(inv_terms)
         total = total + inv_total
     if cfg.weight_decay > 0:
@@ -573,8 +572,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
         for b in range(n_batches):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             win, _ = windows(prep.train, prep.train_dsdt, idx, offsets[idx], length)
-            spread = None if times is None else prep.train[idx[:, None], times[idx, 0]]
-            loss, terms = main_losses(model, win, cfg, prep, spread)
+            loss, terms = main_losses(model, win, cfg, prep)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -595,12 +593,17 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                                      + cfg.conservation_weight
                                      * terms.get("energy_conservation", 0.0))
             if opt_inv is not None:
+                # states of the batch's trajectories at random times over their whole length,
+                # so that "conserved" means over the whole trajectory, not over a window
                 for j in range(cfg.energy_steps):
-                    inv_loss, _ = invariant_losses(
+                    inv_loss, inv_terms = invariant_losses(
                         model, prep.train[idx[:, None], times[idx, j]], cfg)
                     opt_inv.zero_grad(set_to_none=True)
                     inv_loss.backward()
                     opt_inv.step()
+                    total += float(inv_loss.detach()) / cfg.energy_steps
+                    for k, v in inv_terms.items():        # mean over the inner steps
+                        terms[k] = terms.get(k, 0.0) + float(v.detach()) / cfg.energy_steps
             terms["total"] = total
             w = idx.shape[0] / N
             for k, v in terms.items():

@@ -36,6 +36,13 @@ def fail(message: str) -> None:
     raise UsageError(message)
 
 
+def require_known(names, known, what: str) -> None:
+    """fail() naming every entry of `names` that is not in `known` (e.g. system names)."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"unknown {what} {unknown} (known: {', '.join(known)})")
+
+
 def cli(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
     """Wrap a script's main so that a UsageError becomes one line on stderr and exit 2."""
 

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.hnn import HNNConfig, build_hamiltonian_model  # noqa: E402
 from models.hnn_experiment import TASKS, make_dataset, task_seeds  # noqa: E402
 from models.hnn_training import fit, mse  # noqa: E402
-from utils import RESULTS_DIR, atomic_write_json, cli, environment_info, fail  # noqa: E402
+from utils import (RESULTS_DIR, atomic_write_json, cli, environment_info, fail,  # noqa: E402
+                   require_known)
 
 ISSUE_REFERENCE_S = {"spring": 43.0, "pendulum": 69.0, "two-body": 86.0}
 
@@ -173,9 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    unknown = [t for t in args.tasks if t not in TASKS]
-    if unknown:
-        fail(f"unknown task(s) {unknown} (known: {', '.join(TASKS)})")
+    require_known(args.tasks, TASKS, "task(s)")
     if min(args.rounds, args.naive_steps, args.steps or 1) < 1:
         fail("--steps, --rounds and --naive-steps must be at least 1")
     torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.simulate import SYSTEMS, integrate, relative_drift  # noqa: E402
-from utils import atomic_write_json, cli, environment_info, fail  # noqa: E402
+from utils import atomic_write_json, cli, environment_info, fail, require_known  # noqa: E402
 
 BENCH_SYSTEMS = ("projectile", "spring", "orbit", "pendulum", "two-body")
 TARGET_SPEEDUP = 50.0
@@ -81,9 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    unknown = [s for s in args.systems if s not in SYSTEMS]
-    if unknown:
-        fail(f"unknown system(s) {unknown} (known: {', '.join(SYSTEMS)})")
+    require_known(args.systems, SYSTEMS, "system(s)")
     if args.n_traj < 1 or not (1 <= args.loop_n <= args.n_traj):
         fail(f"need 1 <= --loop-n <= --n-traj, got --loop-n {args.loop_n}, --n-traj {args.n_traj}")
     if args.repeat < 1 or args.seed < 0:

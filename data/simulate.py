@@ -33,7 +33,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.loader import BUILTIN_SYSTEMS, DEFAULT_SYSTEMS, default_split  # noqa: E402
-from utils import DATA_DIR, atomic_write_npz, cli, fail, seed_everything  # noqa: E402
+from utils import (DATA_DIR, atomic_write_npz, cli, fail, require_known,  # noqa: E402
+                   seed_everything)
 
 Array = np.ndarray
 DRIFT_TOL = 1e-8
@@ -447,9 +448,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    unknown = [s for s in args.systems if s not in SYSTEMS]
-    if unknown:
-        fail(f"unknown system(s) {unknown} (known: {', '.join(SYSTEMS)})")
+    require_known(args.systems, SYSTEMS, "system(s)")
     if args.n_traj < 2:
         fail(f"--n-traj must be at least 2, got {args.n_traj}")
     if args.steps is not None and args.steps < 3:

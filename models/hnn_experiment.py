@@ -37,7 +37,8 @@ if __package__ in (None, ""):
 from data.simulate import SYSTEMS, integrate  # noqa: E402
 from models.hnn import HNN, HNNConfig, build_hamiltonian_model  # noqa: E402
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
-from utils import PLOTS_DIR, RESULTS_DIR, atomic_write_json, cli, environment_info, fail  # noqa: E402
+from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, cli,  # noqa: E402
+                   environment_info, fail, require_known)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -656,9 +657,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    unknown = [t for t in args.tasks if t not in TASKS]
-    if unknown:
-        fail(f"unknown task(s) {unknown} (known: {', '.join(TASKS)})")
+    require_known(args.tasks, TASKS, "task(s)")
     if args.steps is not None and args.steps < 1:
         fail(f"--steps must be at least 1, got {args.steps}")
     if args.threads < 1:

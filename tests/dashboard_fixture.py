@@ -37,6 +37,16 @@ def _rows(states):
     return [[_r(v) for v in row] for row in states]
 
 
+def _add_trajectory(trajectories, energies, tid, t, true, std, phys, energy):
+    """One trajectory and its energies (true, standard, physics-aware), as DATA.md has them."""
+    trajectories.append({"id": tid, "t": [_r(s) for s in t], "true": _rows(true),
+                         "standard": _rows(std), "physics": _rows(phys)})
+    energies.append({"id": tid, "t": [_r(s) for s in t],
+                     "true": [_r(energy(s)) for s in true],
+                     "standard": [_r(energy(s)) for s in std],
+                     "physics": [_r(energy(s)) for s in phys]})
+
+
 def _linspace(a: float, b: float, n: int) -> list[float]:
     return [a + (b - a) * i / (n - 1) for i in range(n)]
 
@@ -80,12 +90,7 @@ def _projectile(rng: random.Random, n_traj: int) -> dict:
         # physics-aware net: tiny, bounded error
         phys = [[a + 2e-3 * math.sin(3 * s + j) for j, a in enumerate(row)] for s, row in zip(t, true)]
         tid = 11 + 7 * k
-        trajectories.append({"id": tid, "t": [_r(s) for s in t], "true": _rows(true),
-                             "standard": _rows(std), "physics": _rows(phys)})
-        energies.append({"id": tid, "t": [_r(s) for s in t],
-                         "true": [_r(energy(s)) for s in true],
-                         "standard": [_r(energy(s)) for s in std],
-                         "physics": [_r(energy(s)) for s in phys]})
+        _add_trajectory(trajectories, energies, tid, t, true, std, phys, energy)
 
     n = 400
     e_vals, px_vals, pts = [], [], []
@@ -147,12 +152,7 @@ def _spring(rng: random.Random, n_traj: int) -> dict:
         phys = [[amp * (1 + 1e-3 * math.sin(s)) * math.cos((w + 1e-3) * s + ph),
                  -amp * (1 + 1e-3 * math.sin(s)) * w * math.sin((w + 1e-3) * s + ph)] for s in t]
         tid = 3 + 5 * k
-        trajectories.append({"id": tid, "t": [_r(s) for s in t], "true": _rows(true),
-                             "standard": _rows(std), "physics": _rows(phys)})
-        energies.append({"id": tid, "t": [_r(s) for s in t],
-                         "true": [_r(energy(s)) for s in true],
-                         "standard": [_r(energy(s)) for s in std],
-                         "physics": [_r(energy(s)) for s in phys]})
+        _add_trajectory(trajectories, energies, tid, t, true, std, phys, energy)
 
     n = 300
     pts, e_vals, phase = [], [], []

@@ -88,6 +88,12 @@ def laws(entry):
     return [e for e in entry["equations"] if e["kind"] in ("energy", "invariant")]
 
 
+def assert_energy_structure(entry, truth: str) -> None:
+    """The first discovered energy has the structure of `truth` (see structure_matches)."""
+    energy = [e for e in entry["equations"] if e["kind"] == "energy"]
+    assert energy and structure_matches(entry, energy[0]["expression"], truth)[0], energy
+
+
 def find_law(entry, truth):
     return [e for e in laws(entry) if structure_matches(entry, e["expression"], truth)[0]]
 
@@ -103,26 +109,20 @@ def test_spring_energy(work):
 
 def test_projectile_energy_and_momentum(work):
     entry = discovered(work, "projectile")
-    energy = [e for e in entry["equations"] if e["kind"] == "energy"]
-    assert energy and structure_matches(entry, energy[0]["expression"],
-                                        "0.5*vx**2 + 0.5*vy**2 + 9.81*y")[0], energy
+    assert_energy_structure(entry, "0.5*vx**2 + 0.5*vy**2 + 9.81*y")
     assert find_law(entry, "vx"), laws(entry)
     assert entry["n_conserved"] >= 2
 
 
 def test_orbit_energy_and_angular_momentum(work):
     entry = discovered(work, "orbit")
-    energy = [e for e in entry["equations"] if e["kind"] == "energy"]
-    assert energy and structure_matches(entry, energy[0]["expression"],
-                                        "0.5*vx**2 + 0.5*vy**2 - 1/sqrt(x**2 + y**2)")[0], energy
+    assert_energy_structure(entry, "0.5*vx**2 + 0.5*vy**2 - 1/sqrt(x**2 + y**2)")
     assert find_law(entry, "x*vy - y*vx"), laws(entry)
 
 
 def test_noisy_projectile_same_structure(work):
     entry = discovered(work, "projectile-noise0.01")
-    energy = [e for e in entry["equations"] if e["kind"] == "energy"]
-    assert energy and structure_matches(entry, energy[0]["expression"],
-                                        "0.5*vx**2 + 0.5*vy**2 + 9.81*y")[0], energy
+    assert_energy_structure(entry, "0.5*vx**2 + 0.5*vy**2 + 9.81*y")
     assert find_law(entry, "vx"), laws(entry)
 
 
