@@ -5,10 +5,10 @@ PY      := $(VENV)/bin/python
 SYSTEMS ?= projectile spring orbit
 # Extra flags for every stage, e.g. `make run FLAGS=--quiet`.
 FLAGS   ?=
-# The main job trains 15 epochs per model (train.py's own default is 100): six models, symbolic
-# regression and evaluation then fit in about 15 minutes on a 2-core CPU (bench/bench_pipeline.py).
+# The main job trains every model with train.py's defaults (100 epochs); e.g.
+# `make run TRAIN_FLAGS="--epochs 15"` for a shorter run.
 SIM_FLAGS   ?=
-TRAIN_FLAGS ?= --epochs 15
+TRAIN_FLAGS ?=
 
 .PHONY: setup run quick test bench
 

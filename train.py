@@ -93,11 +93,15 @@ class TrainConfig:
                               "random training states")
     energy_batch: int = _f(256, "states per energy-head step (drawn at random from all "
                                 "training states)")
-    energy_ema: float = _f(0.999, "decay of the moving average of the energy head's weights "
-                                  "that is saved and evaluated (0 = the last weights)")
+    energy_ema: float = _f(0.999, "decay of the moving averages of the energy head's and the "
+                                  "conserved-quantity heads' weights that are saved and "
+                                  "evaluated (0 = the last weights)")
     n_invariants: int = _f(0, "extra conserved-quantity heads, independent of E_hat and of "
                               "each other")
     invariant_weight: float = _f(1.0, "weight of the conserved-quantity heads' loss")
+    invariant_products: float = _f(1.0, "conserved-quantity heads also read the pairwise "
+                                        "products of the normalised state variables, times "
+                                        "this (0 = the state alone); see models/physics_net.py")
     latent_dim: int = _f(32, "size of the latent z")
     hidden_dim: int = _f(128, "GRU hidden size (PhysicsNet)")
     lr: float = _f(1e-3, "Adam learning rate at epoch 0")
@@ -164,7 +168,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.n_invariants < 0:
         fail(f"--n-invariants must be >= 0, got {cfg.n_invariants}")
     for name in ("alpha", "beta", "gamma", "hamiltonian_weight", "conservation_weight",
-                 "invariant_weight", "weight_decay"):
+                 "invariant_weight", "invariant_products", "weight_decay"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value >= 0):
             fail(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
@@ -504,6 +508,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
     q_idx, p_idx = prep.pairs if prep.pairs is not None else (None, None)
     mcfg = PhysicsNetConfig(state_dim=D, hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
                             n_invariants=cfg.n_invariants, q_idx=q_idx, p_idx=p_idx,
+                            invariant_products=cfg.invariant_products,
                             names=list(prep.data.names))
     model = PhysicsNet(mcfg).to(device)
     model.set_statistics(prep.state_mean, prep.state_std, prep.step_std, prep.energy_scale)
@@ -522,13 +527,16 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
     # The checkpoint's model_state (what load_run gives) holds the averaged energy head; the
     # trained values, needed to resume, are stored beside it.
     average = WeightAverage(energy_params, cfg.energy_ema)
+    inv_average = WeightAverage(inv_params, cfg.energy_ema)
     rows: list[dict] = []
     start_epoch = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model_state"])
         average = WeightAverage(energy_params, cfg.energy_ema, ckpt["energy_ema_updates"])
+        inv_average = WeightAverage(inv_params, cfg.energy_ema, ckpt["invariant_ema_updates"])
         with torch.no_grad():
-            for p, raw in zip(energy_params, ckpt["energy_head_trained"]):
+            for p, raw in zip(energy_params + inv_params,
+                              ckpt["energy_head_trained"] + ckpt["invariant_heads_trained"]):
                 p.copy_(raw)
         opt.load_state_dict(ckpt["optimizer_state"])
         opt_energy.load_state_dict(ckpt["energy_optimizer_state"])
@@ -601,6 +609,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
                     opt_inv.zero_grad(set_to_none=True)
                     inv_loss.backward()
                     opt_inv.step()
+                    inv_average.update()
                     total += float(inv_loss.detach()) / cfg.energy_steps
                     for k, v in inv_terms.items():        # mean over the inner steps
                         terms[k] = terms.get(k, 0.0) + float(v.detach()) / cfg.energy_steps
@@ -617,7 +626,8 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
             fail(f"training diverged at epoch {epoch + 1} (non-finite loss {sums}); "
                  f"try a smaller --lr")
         trained_head = [p.detach().clone() for p in energy_params]
-        with average.swapped_in():
+        trained_inv = [p.detach().clone() for p in inv_params]
+        with average.swapped_in(), inv_average.swapped_in():
             if prep.val is not None:
                 row.update({f"val/{k}": v for k, v in
                             evaluate_physics(model, prep.val[:VAL_PER_EPOCH],
@@ -629,6 +639,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
         atomic_torch_save(run_dir / "checkpoint.pt", {
             "model_kind": MODEL_KIND, "model_config": asdict(mcfg), "model_state": model_state,
             "energy_head_trained": trained_head, "energy_ema_updates": average.updates,
+            "invariant_heads_trained": trained_inv, "invariant_ema_updates": inv_average.updates,
             "optimizer_state": opt.state_dict(), "energy_optimizer_state": opt_energy.state_dict(),
             "invariant_optimizer_state": None if opt_inv is None else opt_inv.state_dict(),
             "epoch": epoch + 1, "flags": asdict(cfg), "rng": rng_states(gen, np_rng),
@@ -647,7 +658,7 @@ def _train_physics(cfg, prep: Prepared, device, gen, np_rng, run_dir: Path, run_
     if ckpt is not None and start_epoch >= cfg.epochs:
         write_metrics(run_dir, rows)
     with torch.no_grad():                      # the model handed back is the saved one
-        for p, a in zip(energy_params, average.average):
+        for p, a in zip(energy_params + inv_params, average.average + inv_average.average):
             p.copy_(a)
     model.eval()
     return model, rows

@@ -39,6 +39,33 @@ def test_shapes_and_parameter_count():
     assert inv.encode(traj).shape == (3, 7, 8)
 
 
+def test_invariant_heads_read_the_pairwise_products_of_the_normalised_state():
+    model = make_model(4, n_invariants=1)
+    first = model.invariant_heads[0][0]
+    assert first.in_features == 4 + 10                  # s and s_i s_j for i <= j
+    pairs = [tuple(p) for p in torch.triu_indices(4, 4).T.tolist()]
+    with torch.no_grad():                           # a head that reads only s_0 * s_3
+        first.weight.zero_()
+        first.weight[:, 4 + pairs.index((0, 3))] = torch.linspace(-1, 1, first.out_features)
+    s = torch.tensor([[2.0, 0.3, -0.7, 0.5], [0.5, -1.0, 0.2, 2.0], [1.0, 0.0, 0.0, 0.5]])
+    with torch.no_grad():                           # statistics are 0/1: raw = normalised
+        out = model.invariants(s)[:, 0].tolist()
+    assert out[0] == pytest.approx(out[1], abs=1e-6)               # same product s_0 s_3 = 1
+    assert abs(out[0] - out[2]) > 1e-3                             # product 0.5
+
+
+def test_checkpoints_from_before_the_product_inputs_still_load():
+    from dataclasses import asdict
+
+    from models.physics_net import build_physics_net
+
+    old = asdict(PhysicsNetConfig(state_dim=4, n_invariants=1, invariant_products=0.0))
+    del old["invariant_products"]
+    model = build_physics_net(old)
+    assert model.invariant_heads[0][0].in_features == 4
+    assert model.invariants(torch.randn(5, 4)).shape == (5, 1)
+
+
 def test_energy_is_a_function_of_the_state_not_of_the_history():
     model = make_model(4)
     with torch.no_grad():

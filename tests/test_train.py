@@ -248,7 +248,7 @@ def test_every_flag_parses():
         "--window", "5", "--alpha", "0.1", "--beta", "0.2", "--gamma", "0.3",
         "--hamiltonian-weight", "0.4", "--n-invariants", "2", "--invariant-weight", "0.6",
         "--conservation-weight", "0.7", "--energy-lr", "0.02", "--energy-steps", "3",
-        "--energy-batch", "11", "--energy-ema", "0.5",
+        "--energy-batch", "11", "--energy-ema", "0.5", "--invariant-products", "0.25",
         "--latent-dim", "4", "--hidden-dim", "8", "--lr", "0.01", "--lr-decay", "0.9",
         "--weight-decay", "0", "--seed", "3", "--device", "cpu", "--threads", "1", "--tag", "t",
         "--data-dir", "d", "--results-dir", "r", "--resume", "--quiet"])
@@ -258,7 +258,7 @@ def test_every_flag_parses():
     assert cfg.resume and cfg.quiet and cfg.device == "cpu" and cfg.seed == 3
     assert (cfg.conservation_weight, cfg.energy_lr, cfg.energy_steps, cfg.energy_batch) == \
         (0.7, 0.02, 3, 11)
-    assert cfg.energy_ema == 0.5
+    assert (cfg.energy_ema, cfg.invariant_products) == (0.5, 0.25)
     assert train.parse_flags(["--energy-weight", "0.7"]).beta == 0.7
     assert train.parse_flags(["--batch_size", "5"]).batch_size == 5
     defaults = train.parse_flags([])
@@ -277,6 +277,7 @@ def test_every_flag_parses():
     (["--system", "spring", "--device", "tpu"], "--device"),
     (["--system", "spring", "--no-such-flag"], "unrecognized"),
     (["--system", "spring", "--lr", "-1"], "--lr"),
+    (["--system", "spring", "--invariant-products", "nan"], "--invariant-products"),
     ([], "--system is required"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, words, data_dir, tmp_path, capsys):
