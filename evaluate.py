@@ -1338,7 +1338,8 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
     print("\nSummary")
     for name, m in metrics["systems"].items():
         laws = [e for e in m["equations"] if e["kind"] in ("energy", "invariant")]
-        print(f"  {name}: {m['discovery']['n_conserved']} conserved quantities found")
+        n = m['discovery']['n_conserved']
+        print(f"  {name}: {n} conserved {'quantity' if n == 1 else 'quantities'} found")
         for e in laws:
             print(f"    {e['name']} = {e['expression']}   [{_verdict(e)}"
                   + (f", R² {e['r2']:.4f}" if e.get("r2") is not None else "") + "]")

@@ -414,10 +414,13 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 
 def check_resumable(cfg: TrainConfig, ckpt: dict, data_sha: str, path: Path) -> None:
-    saved = ckpt["flags"]
+    saved = ckpt.get("flags", {})
     for f in fields(TrainConfig):
-        if f.name in RESUME_FREE or f.name not in saved:
+        if f.name in RESUME_FREE:
             continue
+        if f.name not in saved:      # its model or checkpoint layout would not match this code
+            fail(f"--resume: {path} was written by an older train.py (no --"
+                 f"{f.name.replace('_', '-')} in it); train again without --resume")
         if saved[f.name] != getattr(cfg, f.name):
             fail(f"--resume: --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r} differs from "
                  f"the run's {saved[f.name]!r} in {path} (resume with the same flags)")
@@ -442,7 +445,11 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     if cfg.resume:
         if not ckpt_path.exists():
             fail(f"--resume: no checkpoint at {ckpt_path} (train without --resume first)")
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a truncated or foreign file: say so in one line
+            fail(f"--resume: cannot read {ckpt_path} ({type(exc).__name__}); "
+                 f"train again without --resume")
         check_resumable(cfg, ckpt, data_sha, ckpt_path)
     if cfg.model == "hnn" and data.canonical_pairs() is None:
         fail(f"--model hnn needs canonical q/p labels, and {data.source} has none")

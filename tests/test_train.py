@@ -306,6 +306,21 @@ def test_resume_with_different_flags_is_refused(data_dir, tmp_path, capsys):
     assert code == 2 and "--lr" in err
 
 
+
+def test_resume_of_an_unreadable_or_older_checkpoint_is_refused(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path, "--system", "spring", "--epochs", "1")
+    path = tmp_path / "runs" / "spring__physicsnet__default__s0" / "checkpoint.pt"
+    argv = ["--system", "spring", "--resume", "--epochs", "2", "--data-dir", str(data_dir),
+            "--results-dir", str(tmp_path)]
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["flags"]["invariant_products"]       # as written before that flag existed
+    torch.save(ckpt, path)
+    code, err = exit_code(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "older train.py" in err, err
+    path.write_bytes(path.read_bytes()[:1000])    # a truncated file
+    code, err = exit_code(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot read" in err, err
+
 def test_command_line_exit_status(tmp_path):
     out = subprocess.run([PY, str(ROOT / "train.py"), "--system", "spring", "--epochs", "0"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
