@@ -38,8 +38,8 @@ from models import losses
 from models.averaging import WeightAverage
 from models.physics_net import MODEL_KIND, PhysicsNet, PhysicsNetConfig
 from utils import (DATA_DIR, RESULTS_DIR, UsageError, atomic_torch_save, atomic_write_json,
-                   atomic_write_text, cli, environment_info, fail, get_device, run_name,
-                   seed_everything, time_derivatives, to_jsonable)
+                   atomic_write_text, cli, environment_info, fail, get_device, read_checkpoint,
+                   run_name, seed_everything, time_derivatives, to_jsonable)
 
 MODELS = (MODEL_KIND, "hnn", "baseline")
 # Windows of each batch on which the energy-keeping and conservation terms are evaluated (the
@@ -445,11 +445,7 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     if cfg.resume:
         if not ckpt_path.exists():
             fail(f"--resume: no checkpoint at {ckpt_path} (train without --resume first)")
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # a truncated or foreign file: say so in one line
-            fail(f"--resume: cannot read {ckpt_path} ({type(exc).__name__}); "
-                 f"train again without --resume")
+        ckpt = read_checkpoint(ckpt_path)
         check_resumable(cfg, ckpt, data_sha, ckpt_path)
     if cfg.model == "hnn" and data.canonical_pairs() is None:
         fail(f"--model hnn needs canonical q/p labels, and {data.source} has none")

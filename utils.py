@@ -166,6 +166,20 @@ def atomic_torch_save(path: str | Path, obj: Any) -> Path:
     return _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
 
 
+def read_checkpoint(path: str | Path, device: Any = "cpu") -> dict:
+    """torch.load of a checkpoint written by atomic_torch_save; a truncated or foreign file
+    is a one-line error, not a traceback."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # unpickling raises many types; all mean "not our checkpoint"
+        fail(f"cannot read the checkpoint {path} ({type(exc).__name__}); train the run again")
+    if not isinstance(ckpt, dict):
+        fail(f"{path} is not a checkpoint of this project; train the run again")
+    return ckpt
+
+
 def read_json(path: str | Path, default: Any = None) -> Any:
     path = Path(path)
     if not path.exists():

@@ -225,11 +225,11 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[n
     (models.hnn; for those, H = model(x) and model.time_derivative(x)).
     """
     path = Path(run_dir) / "checkpoint.pt"
-    if not path.exists():
-        from utils import fail
+    from utils import fail, read_checkpoint
 
+    if not path.exists():
         fail(f"no checkpoint in {run_dir}: train it with `python train.py --system ...` first")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+    ckpt = read_checkpoint(path, device)
     kind = ckpt["model_kind"]
     if kind == MODEL_KIND:
         model = build_physics_net(ckpt["model_config"])

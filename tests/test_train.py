@@ -17,7 +17,7 @@ import train
 from data.loader import load_trajectories
 from data.simulate import simulate
 from models.physics_net import PhysicsNet, load_run
-from utils import ROOT, atomic_write_npz
+from utils import ROOT, UsageError, atomic_write_npz
 
 torch.set_num_threads(2)
 PY = sys.executable
@@ -306,7 +306,6 @@ def test_resume_with_different_flags_is_refused(data_dir, tmp_path, capsys):
     assert code == 2 and "--lr" in err
 
 
-
 def test_resume_of_an_unreadable_or_older_checkpoint_is_refused(data_dir, tmp_path, capsys):
     run(data_dir, tmp_path, "--system", "spring", "--epochs", "1")
     path = tmp_path / "runs" / "spring__physicsnet__default__s0" / "checkpoint.pt"
@@ -320,6 +319,9 @@ def test_resume_of_an_unreadable_or_older_checkpoint_is_refused(data_dir, tmp_pa
     path.write_bytes(path.read_bytes()[:1000])    # a truncated file
     code, err = exit_code(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "cannot read" in err, err
+    with pytest.raises(UsageError, match="cannot read"):   # evaluate/discover's loader too
+        load_run(path.parent)
+
 
 def test_command_line_exit_status(tmp_path):
     out = subprocess.run([PY, str(ROOT / "train.py"), "--system", "spring", "--epochs", "0"],
