@@ -1,10 +1,13 @@
-"""Shared helpers: seeding, device choice, atomic writers, run folders and CLI errors.
+"""Shared helpers: seeding, device choice, atomic writers, the command-line front-end, and the
+conservation ratio.
 
 Every script imports from here, so that there is one way to seed a run, one way to pick a
-device and one way to write a results file (atomically: a crash never leaves half a file).
+device, one way to write a results file (atomically: a crash never leaves half a file) and one
+way to turn a flags dataclass into a command line whose bad input is one line on stderr.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -14,8 +17,9 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict, fields, is_dataclass
+import types
+import typing
+from dataclasses import MISSING, asdict, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +28,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data"
 RESULTS_DIR = ROOT / "results"
-RUNS_DIR = RESULTS_DIR / "runs"
 PLOTS_DIR = ROOT / "plots"
 
 
@@ -60,16 +63,113 @@ def cli(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None],
     return run
 
 
+# ---------------------------------------------------------------------------- flags
+
+def flag(default: Any, help: str, **argparse_kw) -> Any:
+    """A dataclass field that is also a command-line flag: its default, its help text and any
+    extra argparse keywords (choices, nargs, const, metavar, type, aliases)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d),
+                     metadata={"help": help, **argparse_kw})
+    return field(default=default, metadata={"help": help, **argparse_kw})
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (UsageError -> exit 2), not usage + error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see --help)")
+
+
+def _value_type(cls, f) -> type:
+    """The scalar type of a flag: from metadata, else from the annotation (Optional and
+    list[...] unwrapped)."""
+    if "type" in f.metadata:
+        return f.metadata["type"]
+    hint = typing.get_type_hints(cls)[f.name]
+    while True:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(hint)
+        if origin in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]
+        elif origin is list and args:
+            hint = args[0]
+        else:
+            return hint
+
+
+def build_parser(cls, description: str) -> argparse.ArgumentParser:
+    """An argparse parser generated from a flags dataclass: one --dashed-flag per field (an
+    --underscored_flag alias for names with underscores), the field's default and help text;
+    bool fields are switches, list fields take one or more values."""
+    ap = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(cls):
+        meta = dict(f.metadata)
+        names = [f"--{f.name.replace('_', '-')}"]
+        if "_" in f.name:
+            names.append(f"--{f.name}")
+        names += meta.pop("aliases", [])
+        default = f.default_factory() if f.default is MISSING else f.default
+        kw: dict[str, Any] = {"help": meta.pop("help", ""), "dest": f.name, "default": default}
+        meta.pop("type", None)
+        if isinstance(default, bool):
+            kw["action"] = "store_true"
+        else:
+            kw["type"] = _value_type(cls, f)
+            if isinstance(default, list):
+                kw["nargs"] = "+"
+        kw.update(meta)
+        if kw.get("default") is not None and "action" not in kw and kw["help"]:
+            kw["help"] += f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
+        ap.add_argument(*names, **kw)
+    return ap
+
+
+def parse_flags(cls, argv: list[str] | None, description: str):
+    """Parse argv into an instance of the flags dataclass `cls` (see build_parser)."""
+    return cls(**vars(build_parser(cls, description).parse_args(argv)))
+
+
+def describe(doc: str | None) -> str:
+    """The first paragraph of a script's docstring, for --help."""
+    return (doc or "").split("\n\n")[0]
+
+
 # ---------------------------------------------------------------------------- seeds, devices
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed torch and Python's `random`; return the numpy Generator the caller passes around."""
+    if seed < 0:
+        fail(f"--seed must be a non-negative integer, got {seed}")
     random.seed(seed)
     with contextlib.suppress(ImportError):
         import torch
 
         torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def rng_states(gen, np_rng: np.random.Generator) -> dict:
+    """Every random state of a training run (torch, its shuffling generator `gen`, numpy,
+    Python, CUDA), for its checkpoint."""
+    import torch
+
+    out = {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
+           "numpy": np_rng.bit_generator.state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(states: dict, gen, np_rng: np.random.Generator) -> None:
+    import torch
+
+    torch.set_rng_state(states["torch"])
+    gen.set_state(states["shuffle"])
+    np_rng.bit_generator.state = states["numpy"]
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def get_device(name: str = "auto"):
@@ -83,6 +183,92 @@ def get_device(name: str = "auto"):
     if name not in ("cpu", "cuda"):
         fail(f"unknown device '{name}' (choose auto, cpu or cuda)")
     return torch.device(name)
+
+
+# ---------------------------------------------------------------------------- the one metric
+
+def conservation_ratio(values, eps: float = 0.0):
+    """Mean within-trajectory variance / variance of the per-trajectory means; values (N, T).
+    0 = perfectly conserved; a generic function of the state is O(0.1-10).
+
+    eps = 0 (numpy arrays, for reports and checks): inf when the means do not vary but the
+    values do, 0 when nothing varies at all. eps > 0 (torch tensors, the training loss):
+    within / (between + eps * (within + 1)), finite and differentiable everywhere.
+    """
+    if eps > 0:
+        within = values.var(dim=1, unbiased=False).mean()
+        between = values.mean(dim=1).var(unbiased=False)
+        return within / (between + eps * (within + 1.0))
+    values = np.asarray(values, dtype=np.float64)
+    within = float(values.var(axis=1).mean())
+    between = float(values.mean(axis=1).var())
+    if between > 0:
+        return within / between
+    return 0.0 if within == 0 else float("inf")
+
+
+# ---------------------------------------------------------------------------- expressions
+
+# Functions an expression string may call, by name; nothing else is ever evaluated.
+EXPRESSION_FUNCTIONS = ("sqrt", "exp", "log", "sin", "cos", "tan", "asin", "acos", "atan",
+                        "atan2", "sinh", "cosh", "tanh", "Abs", "abs", "square")
+MAX_EXPRESSION_LENGTH = 20_000
+
+
+def parse_expression(text: str, symbols: dict):
+    """A formula string -> sympy expression, without evaluating any Python.
+
+    The string is parsed by Python's `ast` and rebuilt node by node: numbers, the names in
+    `symbols` (name -> sympy Symbol), `pi`, + - * / ** and calls of EXPRESSION_FUNCTIONS.
+    Anything else (attributes, subscripts, other names or calls, strings) raises ValueError,
+    so a results file shared by someone else can never run code when it is read.
+    """
+    import ast
+
+    import sympy as sp
+
+    if not isinstance(text, str) or len(text) > MAX_EXPRESSION_LENGTH:
+        raise ValueError("expression is not a string of at most "
+                         f"{MAX_EXPRESSION_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
+    except (SyntaxError, ValueError, RecursionError) as err:
+        raise ValueError(f"cannot parse expression {text[:80]!r} ({type(err).__name__})") from None
+    funcs = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos,
+             "tan": sp.tan, "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
+             "atan2": sp.atan2, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
+             "Abs": sp.Abs, "abs": sp.Abs, "square": lambda a: a ** 2}
+    binary = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+              ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
+              ast.Pow: lambda a, b: a ** b}
+
+    def build(node):
+        if isinstance(node, ast.Expression):
+            return build(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sp.Integer(node.value) if type(node.value) is int else sp.Float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in symbols:
+                return symbols[node.id]
+            if node.id == "pi":
+                return sp.pi
+            raise ValueError(f"unknown symbol '{node.id}'")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = build(node.operand)
+            return -inner if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp) and type(node.op) in binary:
+            return binary[type(node.op)](build(node.left), build(node.right))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in funcs and not node.keywords):
+            return funcs[node.func.id](*[build(a) for a in node.args])
+        raise ValueError(f"'{ast.unparse(node)[:60]}' is not allowed in an expression")
+
+    try:
+        return build(tree)
+    except RecursionError:
+        raise ValueError("expression is nested too deeply") from None
+    except (TypeError, ZeroDivisionError) as err:
+        raise ValueError(f"cannot build expression {text[:80]!r} ({err})") from None
 
 
 # ---------------------------------------------------------------------------- atomic writers
@@ -190,7 +376,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         fail(f"{path} is not valid JSON ({err})")
 
 
-# ---------------------------------------------------------------------------- runs
+# ---------------------------------------------------------------------------- provenance
 
 def git_commit() -> str | None:
     try:
@@ -209,78 +395,3 @@ def environment_info() -> dict:
 
         info["torch"] = torch.__version__
     return info
-
-
-def run_name(system: str, model: str, tag: str, seed: int) -> str:
-    """Run folder name, `{system}__{model}__{tag}__s{seed}` (cleanrl style, no time stamp so
-    that a re-run or --resume finds its folder)."""
-    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "-" for c in str(s))
-    return f"{safe(system)}__{safe(model)}__{safe(tag)}__s{seed}"
-
-
-def dataclass_from_dict(cls, values: dict):
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
-
-
-class Timer:
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-
-
-# ---------------------------------------------------------------------------- derivatives
-
-def time_derivatives(states: np.ndarray, t: np.ndarray, window: int = 7,
-                     polyorder: int = 4) -> np.ndarray:
-    """Observed time derivatives of trajectories by finite differences.
-
-    states: (N, T, D); t: (N, T) or (T,). Returns (N, T, D). On a uniform time grid this is a
-    Savitzky-Golay derivative (local polynomial of degree `polyorder` over `window` points:
-    error O(dt^4) on clean data, and some smoothing of noise); on a non-uniform grid,
-    second-order central differences (numpy.gradient). No true derivatives are ever read.
-    """
-    from scipy.signal import savgol_filter
-
-    states = np.asarray(states, dtype=np.float64)
-    n, T, d = states.shape
-    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
-    steps = np.diff(t, axis=1)
-    if np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
-        window = min(window, T if T % 2 else T - 1)
-        polyorder = min(polyorder, window - 1)
-        if window >= 3:
-            return savgol_filter(states, window, polyorder, deriv=1, delta=steps[0, 0],
-                                 axis=1, mode="interp")
-    return np.stack([np.gradient(states[i], t[i], axis=0, edge_order=2) for i in range(n)])
-
-
-def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7,
-                              polyorder: int = 4) -> np.ndarray:
-    """Variance of the observation noise carried into `time_derivatives`, per variable (D,).
-
-    The noise variance s^2 of each variable is estimated from what a Savitzky-Golay smoother
-    of the same window leaves over (a least-squares projection: E r^2 = s^2 (1 - h), h its
-    central weight), then propagated through the derivative filter (s^2 * sum w^2). Clean,
-    smooth data give ~0. On a non-uniform grid returns zeros (no estimate).
-    """
-    from scipy.signal import savgol_coeffs, savgol_filter
-
-    states = np.asarray(states, dtype=np.float64)
-    n, T, d = states.shape
-    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
-    steps = np.diff(t, axis=1)
-    window = min(window, T if T % 2 else T - 1)
-    polyorder = min(polyorder, window - 2)
-    if window < 3 or polyorder < 1 or not np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
-        return np.zeros(d)
-    half = window // 2
-    smooth = savgol_filter(states, window, polyorder, axis=1)
-    resid = (states - smooth)[:, half:T - half]
-    h = savgol_coeffs(window, polyorder)[half]
-    noise_var = np.mean(resid ** 2, axis=(0, 1)) / (1 - h)
-    w = savgol_coeffs(window, polyorder, deriv=1, delta=steps[0, 0])
-    return noise_var * float(np.sum(w ** 2))

@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.hnn import HNNConfig, build_hamiltonian_model  # noqa: E402
-from models.hnn_experiment import TASKS, make_dataset, task_seeds  # noqa: E402
+from experiments.hnn_table import TASKS, make_dataset, task_seeds  # noqa: E402
 from models.hnn_training import fit, mse  # noqa: E402
 from utils import (RESULTS_DIR, atomic_write_json, cli, environment_info, fail,  # noqa: E402
                    require_known)

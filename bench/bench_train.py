@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.loader import load_trajectories  # noqa: E402
 from data.simulate import SYSTEMS  # noqa: E402  (test-side only)
-from models.physics_net import load_run  # noqa: E402
-from utils import RESULTS_DIR, atomic_write_json, run_name  # noqa: E402
+from runs import load_model, run_name  # noqa: E402
+from utils import RESULTS_DIR, atomic_write_json  # noqa: E402
 
 
 def affine_r2(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -65,12 +65,12 @@ def binned_r2(y: np.ndarray, x: np.ndarray, bins: int = 40) -> float:
 
 
 def true_energy(system: str, states: np.ndarray, params: dict) -> np.ndarray:
-    return SYSTEMS[system].invariants["E"](states, params)
+    return SYSTEMS[system].invariant_fn("E", params)(states)
 
 
 @torch.no_grad()
 def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dict:
-    model, ckpt = load_run(run_dir)
+    model, ckpt = load_model(run_dir)
     test = data.subset("test")
     states = torch.as_tensor(test.states, dtype=torch.float32)
     E_true = test.truth["invariants"][..., 0]
@@ -149,7 +149,7 @@ def main(argv=None) -> None:
         for tag, flags in variants:
             run_dir = Path(args.results_dir) / "runs" / run_name(system, "physicsnet", tag, 0)
             if not args.no_train:
-                cfg = train_script.parse_flags(
+                cfg = train_script.parse_config(
                     ["--system", system, "--tag", tag, "--epochs", str(args.epochs), "--quiet",
                      "--results-dir", args.results_dir, "--threads", str(args.threads), *flags,
                      *shlex.split(args.extra)])

@@ -1,6 +1,6 @@
 """Hamiltonian Neural Network and its baseline (Greydanus, Dzamba & Yosinski, 2019).
 
-Models only: no training logic here (see models/hnn_experiment.py `fit`).
+Models only: no training logic here (models/hnn_training.py `fit` trains them).
 
     from models.hnn import HNNConfig, build_hamiltonian_model
     cfg = HNNConfig(input_dim=2)

@@ -1,8 +1,8 @@
 """Training of the Hamiltonian NN and its baseline on (state, time-derivative) pairs.
 
-`fit` is shared by train.py (`--model hnn|baseline`, on finite-difference derivatives of any
-trajectory file) and models/hnn_experiment.py (the paper's protocol). It knows nothing about
-any physical system: it sees tensors only.
+`fit` is shared by train.py (`--model hnn|baseline`, through `train_hamiltonian`, on
+finite-difference derivatives of any trajectory file) and experiments/hnn_table.py (the
+paper's protocol). It knows nothing about any physical system: it sees tensors only.
 """
 from __future__ import annotations
 
@@ -217,4 +217,62 @@ def fit(model: nn.Module, x: Tensor, dxdt: Tensor, *, steps: int, batch_size: in
     return history
 
 
-# ---------------------------------------------------------------------------- the paper's tasks
+# ---------------------------------------------------------------------------- train.py --model
+
+def train_hamiltonian(cfg, prep, device, gen: torch.Generator, np_rng, ckpt: dict | None,
+                      save) -> tuple[nn.Module, list[dict]]:
+    """train.py --model hnn|baseline: the model trained by fit on the observed states and
+    their finite-difference derivatives (raw units, as in the paper): the paper's
+    architecture (HNNConfig defaults), Adam at --lr, batches of batch_size x window random
+    states, as many steps per epoch as PhysicsNet takes. `cfg` is train.py's TrainConfig,
+    `prep` a models.physics_training.Prepared.
+
+    fit() runs the whole schedule in one call, so save(checkpoint dict, rows) is called once at
+    the end; a --resume of an unfinished run trains it again from the seed (same result).
+    """
+    from dataclasses import asdict
+
+    from models.hnn import HNNConfig, build_hamiltonian_model
+    from utils import rng_states
+
+    N, T, D = prep.train.shape
+    q_idx, p_idx = prep.pairs if prep.pairs is not None else (None, None)
+    hcfg = HNNConfig(input_dim=D)
+    model_config = {"hnn": asdict(hcfg), "q_idx": q_idx, "p_idx": p_idx}
+    model = build_hamiltonian_model(cfg.model, hcfg, q_idx, p_idx).to(device)
+    if ckpt is not None and ckpt["epoch"] >= cfg.epochs and ckpt["model_kind"] == cfg.model:
+        model.load_state_dict(ckpt["model_state"])
+        return model.eval(), ckpt["metrics"]
+    steps_per_epoch = math.ceil(N / cfg.batch_size)
+    x, dxdt = prep.train.reshape(-1, D), prep.train_dsdt.reshape(-1, D)
+    xv = prep.val.reshape(-1, D) if prep.val is not None else None
+    dv = prep.val_dsdt.reshape(-1, D) if prep.val is not None else None
+    # fit() scores the whole training and validation sets at each log: every epoch would double
+    # the cost of a run, so at most 20 logs (metrics.jsonl then has a line every few epochs)
+    log_epochs = max(1, cfg.epochs // 20)
+    t0 = time.perf_counter()
+    history = fit(model, x, dxdt, steps=cfg.epochs * steps_per_epoch,
+                  batch_size=cfg.batch_size * min(cfg.window, T), lr=cfg.lr,
+                  weight_decay=cfg.weight_decay,
+                  generator=gen, x_test=xv, dxdt_test=dv, log_every=steps_per_epoch * log_epochs,
+                  progress=not cfg.quiet)
+    per_epoch = (time.perf_counter() - t0) / cfg.epochs
+    cpu_per_epoch = history.get("cpu_seconds", float("nan")) / cfg.epochs
+    rows = []
+    previous = 0
+    for step, tr, va in zip(history["step"], history["train_loss"], history["test_loss"]):
+        if step == 0:
+            continue
+        epoch = math.ceil(step / steps_per_epoch)
+        # seconds of the epochs since the previous line (so that they sum to the run's time)
+        row = {"epoch": epoch, "lr": cfg.lr, "epoch_seconds": per_epoch * (epoch - previous),
+               "epoch_cpu_seconds": cpu_per_epoch * (epoch - previous),
+               "train/derivative_mse": tr, "train/total": tr}
+        if va is not None:
+            row.update({"val/derivative_mse": va, "val/total": va})
+        rows.append(row)
+        previous = epoch
+    save({"model_kind": cfg.model, "model_config": model_config,
+          "model_state": model.state_dict(), "optimizer_state": None, "epoch": cfg.epochs,
+          "flags": asdict(cfg), "rng": rng_states(gen, np_rng), "metrics": rows}, rows)
+    return model.eval(), rows

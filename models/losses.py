@@ -4,11 +4,15 @@ Shapes: B trajectories, T time steps, D state variables, L latent size. Every te
 scale-free (a ratio, or normalised by a spread), so the weights --alpha, --beta, --gamma mean
 the same thing on every system.
 
-    total = alpha * prediction
-          + beta  * (conservation_ratio(E_hat) + hamiltonian_weight * hamiltonian + energy_keeping)
+    total = alpha * (prediction + reconstruction)
+          + beta  * (hamiltonian_weight * hamiltonian
+                     + conservation_weight * conservation_ratio(E_hat) + energy_keeping)
           + gamma * latent_smoothness
           + invariant_weight * sum_k invariant_ratio_k
           + weight_decay * l2_penalty
+
+(models/physics_training.py evaluates them; the energy head and the invariant heads are
+stepped by their own optimisers on their own terms.)
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
+
+from utils import conservation_ratio as _conservation_ratio
 
 EPS = 1e-12
 
@@ -27,10 +33,9 @@ def prediction_loss(pred: Tensor, target: Tensor, scale: Tensor) -> Tensor:
 
 
 def conservation_ratio(values: Tensor) -> Tensor:
-    """Mean within-trajectory variance / variance of per-trajectory means; values (B, T)."""
-    within = values.var(dim=1, unbiased=False).mean()
-    between = values.mean(dim=1).var(unbiased=False)
-    return within / (between + EPS * (within + 1.0))
+    """utils.conservation_ratio as a differentiable loss (finite when nothing varies);
+    values (B, T)."""
+    return _conservation_ratio(values, eps=EPS)
 
 
 def symplectic_gradient(grad: Tensor, q_idx: Sequence[int], p_idx: Sequence[int]) -> Tensor:

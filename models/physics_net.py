@@ -1,9 +1,10 @@
 """PhysicsNet: a GRU encoder-decoder with an energy head on the state (original README design).
 
-Models only: no training logic here (train.py trains it; models/losses.py has the losses).
+Models only: no training logic here (models/physics_training.py trains it; models/losses.py
+has the losses; runs.load_model rebuilds one from a run folder).
 
-    from models.physics_net import load_run
-    model, ckpt = load_run("results/runs/spring__physicsnet__physics-aware__s0")
+    from runs import load_model
+    model, ckpt = load_model("results/runs/spring__physicsnet__physics-aware__s0")
     E = model.energy(states)                     # (..., D) raw -> (...)
     z = model.encode(traj)                       # (B, T, D) raw -> (B, T, latent_dim)
     traj_hat = model.rollout(traj[:, :10], 90, project=True)   # (B, 100, D)
@@ -25,15 +26,12 @@ only asked to be constant along trajectories, and every conserved quantity is eq
 in the Kepler orbit, L and the Runge-Lenz components A_x, A_y. The head settles on the mix its
 layers represent most exactly, so the bias of its inputs decides which one it finds. With
 products, quadratic quantities (momenta are linear, angular momenta and kinetic energies
-quadratic) are linear in the inputs. Measured on the orbit, --n-invariants 1, default flags
-(bench/bench_train.py): without products the head was L plus 3e-4 of its variance in A (cubic
-R^2 vs L 0.99968; a linear fit in L, E, A_x, A_y left 3e-5); with products cubic R^2 vs L 0.99998
-and its conservation ratio fell from 3.9e-5 to 1.1e-5.
+quadratic) are linear in the inputs (bench/bench_train.py --invariants measures what a head
+encodes).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -215,33 +213,3 @@ def build_physics_net(cfg: PhysicsNetConfig | dict) -> PhysicsNet:
     if isinstance(cfg, dict):
         cfg = PhysicsNetConfig(**{"invariant_products": 0.0, **cfg})  # older checkpoints
     return PhysicsNet(cfg)
-
-
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the trained model of a run folder from its checkpoint.pt alone.
-
-    Returns (model in eval mode on `device`, the checkpoint dict). The checkpoint's
-    "model_kind" says what the model is: "physicsnet" (PhysicsNet), or "hnn"/"baseline"
-    (models.hnn; for those, H = model(x) and model.time_derivative(x)).
-    """
-    path = Path(run_dir) / "checkpoint.pt"
-    from utils import fail, read_checkpoint
-
-    if not path.exists():
-        fail(f"no checkpoint in {run_dir}: train it with `python train.py --system ...` first")
-    ckpt = read_checkpoint(path, device)
-    kind = ckpt["model_kind"]
-    if kind == MODEL_KIND:
-        model = build_physics_net(ckpt["model_config"])
-    else:
-        from models.hnn import HNNConfig, build_hamiltonian_model
-
-        extra = ckpt["model_config"]
-        model = build_hamiltonian_model(kind, HNNConfig(**extra["hnn"]), extra.get("q_idx"),
-                                        extra.get("p_idx"))
-    model.load_state_dict(ckpt["model_state"])
-    return model.to(device).eval(), ckpt
-
-
-def config_dict(model: PhysicsNet) -> dict:
-    return asdict(model.config)

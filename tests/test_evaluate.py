@@ -1,14 +1,17 @@
-"""Unit tests of evaluate.py's metric functions against hand-made cases with known answers."""
+"""Unit tests of the evaluation's metric functions (evaluation/) against hand-made cases with
+known answers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import sympy as sp
 
-import evaluate as ev
+import evaluate
 from data.loader import load_trajectories
 from data.simulate import SYSTEMS, simulate
-from utils import UsageError, atomic_write_npz
+from evaluation import metrics, report
+from evaluation.truth import Truth, read_truth
+from utils import UsageError, atomic_write_npz, conservation_ratio
 
 PROJ_VARS = ["x", "y", "vx", "vy"]
 PROJ_E = "0.5*vx**2 + 0.5*vy**2 + 9.81*y"
@@ -21,14 +24,19 @@ def projectile_states():
     return arrays["states"].reshape(-1, 4)
 
 
+def truth_expressions(name, params):
+    """The registry's true invariants of a system as formulas, with `params` filled in."""
+    return {k: SYSTEMS[name].invariant_text(k, params) for k in SYSTEMS[name].invariants}
+
+
 def _match(text, truth, states, variables=PROJ_VARS, derived=None):
     """(affine R^2 on the states, structural match) of `text` against `truth`."""
-    found = ev.parse_expression(text, variables, derived)
-    true = ev.parse_expression(truth, variables)
-    h = ev.evaluate_expression(found, variables, states)
-    target = ev.evaluate_expression(true, variables, states)
-    r2, _, _ = ev.affine_fit(h, target)
-    return r2, ev.structure_match(found, true, None, variables, states)
+    found = metrics.parse_formula(text, variables, derived)
+    true = metrics.parse_formula(truth, variables)
+    h = metrics.evaluate_expression(found, variables, states)
+    target = metrics.evaluate_expression(true, variables, states)
+    r2, _, _ = metrics.affine_fit(h, target)
+    return r2, metrics.structure_match(found, true, None, variables, states)
 
 
 # ---------------------------------------------------------------------------- truth table
@@ -38,18 +46,24 @@ def test_truth_expressions_agree_with_the_registry(name):
     system = SYSTEMS[name]
     arrays = simulate(name, n_traj=6, seed=1)
     states = arrays["states"]                                   # (6, T, D)
-    exprs = ev.truth_expressions(name, system.params)
+    exprs = truth_expressions(name, system.params)
     assert set(exprs) == set(system.invariants)
     for inv, text in exprs.items():
-        expr = ev.parse_expression(text, list(system.names))
-        got = ev.evaluate_expression(expr, list(system.names), states)
-        want = system.invariants[inv](states, system.params)
+        expr = metrics.parse_formula(text, list(system.names))
+        got = metrics.evaluate_expression(expr, list(system.names), states)
+        want = system.invariant_fn(inv)(states)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=f"{name} {inv}")
 
 
-def test_truth_expressions_use_the_given_parameters():
-    assert "3.7*y" in ev.truth_expressions("projectile", {"g": 3.7, "m": 1.0})["E"]
-    assert ev.truth_expressions("not-a-system", {}) == {}
+def test_truth_expressions_use_the_given_parameters(tmp_path):
+    assert "3.7*y" in truth_expressions("projectile", {"g": 3.7, "m": 1.0})["E"]
+    # a file whose meta names no registry system, and that stores no formulas of its own, has
+    # no formulas to compare with
+    arrays = simulate("spring", n_traj=6, seed=1)
+    arrays["meta"] = np.array('{"system": "not-a-system"}')
+    arrays["truth_meta"] = np.array('{"params": {}}')
+    atomic_write_npz(tmp_path / "other.npz", **arrays)
+    assert read_truth(load_trajectories(tmp_path / "other.npz", with_truth=True)).expressions == {}
 
 
 # ---------------------------------------------------------------------------- structural match
@@ -91,17 +105,17 @@ def test_structure_rejects_a_three_percent_coefficient_error(projectile_states, 
 def test_structure_with_explicit_scale():
     x, v = sp.symbols("x v", real=True)
     truth = 0.5 * v**2 + 2.5 * x**2
-    assert ev.structure_match(0.5 * v**2 + 2.5 * 1.019 * x**2, truth, 1.0)["match"]
-    s = ev.structure_match(0.5 * v**2 + 2.5 * 1.03 * x**2, truth, 1.0)
+    assert metrics.structure_match(0.5 * v**2 + 2.5 * 1.019 * x**2, truth, 1.0)["match"]
+    s = metrics.structure_match(0.5 * v**2 + 2.5 * 1.03 * x**2, truth, 1.0)
     assert not s["match"] and s["max_rel_error"] == pytest.approx(0.03)
     # two terms, 3 % apart: no scale puts both within 2 % of the truth's ratio
-    assert not ev.structure_match(0.5 * v**2 + 2.5 * 1.03 * x**2, truth)["match"]
-    assert ev.structure_match(0.501 * v**2 + 2.47 * x**2, truth)["match"]  # README's spring
+    assert not metrics.structure_match(0.5 * v**2 + 2.5 * 1.03 * x**2, truth)["match"]
+    assert metrics.structure_match(0.501 * v**2 + 2.47 * x**2, truth)["match"]  # README's spring
 
 
 def test_structure_substitutes_derived_inputs():
     states = simulate("orbit", n_traj=20, seed=2)["states"].reshape(-1, 4)
-    truth = ev.truth_expressions("orbit", {"GM": 1.0})["E"]
+    truth = truth_expressions("orbit", {"GM": 1.0})["E"]
     r2, s = _match("0.5027*vx**2 + 0.5038*vy**2 - 1.003/r", truth, states,
                    derived={"r": "sqrt(x**2 + y**2)"})
     assert r2 > 0.999 and s["match"], s
@@ -119,7 +133,7 @@ def test_structure_of_other_systems_energies(name, text, derived):
     system = SYSTEMS[name]
     names = list(system.names)
     states = simulate(name, n_traj=10, seed=5)["states"].reshape(-1, len(names))
-    truth = ev.truth_expressions(name, system.params)["E"]
+    truth = truth_expressions(name, system.params)["E"]
     r2, s = _match(text, truth, states, names, derived)
     assert r2 > 0.999 and s["match"], s
 
@@ -133,21 +147,21 @@ def test_negligible_terms_are_set_aside_only_with_states(projectile_states):
     text = PROJ_E + " + 1e-9*x"
     _, s = _match(text, PROJ_E, projectile_states)
     assert s["match"] and s["negligible"] == ["x"]
-    found, true = (ev.parse_expression(t, PROJ_VARS) for t in (text, PROJ_E))
-    assert not ev.structure_match(found, true, 1.0)["match"]
+    found, true = (metrics.parse_formula(t, PROJ_VARS) for t in (text, PROJ_E))
+    assert not metrics.structure_match(found, true, 1.0)["match"]
 
 
 def test_expression_terms():
     x, y = sp.symbols("x y", real=True)
-    terms = ev.expression_terms(2 * (x + y) ** 2 + 5)
+    terms = metrics.expression_terms(2 * (x + y) ** 2 + 5)
     assert terms == {x**2: 2.0, y**2: 2.0, x * y: 4.0}      # constant left out
 
 
 def test_parse_expression_rejects_unknown_symbols():
     with pytest.raises(ValueError, match="unknown symbol"):
-        ev.parse_expression("x + z", ["x", "v"])
+        metrics.parse_formula("x + z", ["x", "v"])
     with pytest.raises(ValueError, match="cannot parse"):
-        ev.parse_expression("x +* v", ["x", "v"])
+        metrics.parse_formula("x +* v", ["x", "v"])
 
 
 # ---------------------------------------------------------------------------- R^2 and ratios
@@ -155,7 +169,7 @@ def test_parse_expression_rejects_unknown_symbols():
 def test_affine_r2_of_an_affine_function_is_one():
     rng = np.random.default_rng(0)
     E = rng.normal(size=500)
-    r2, a, b = ev.affine_fit(-3.2 * E + 7.0, E)
+    r2, a, b = metrics.affine_fit(-3.2 * E + 7.0, E)
     assert r2 == pytest.approx(1.0, abs=1e-12)
     assert a == pytest.approx(-3.2) and b == pytest.approx(7.0)
 
@@ -164,50 +178,50 @@ def test_functional_r2_sees_a_curved_function():
     rng = np.random.default_rng(1)
     px = rng.uniform(1.0, 10.0, 2000)
     h = px ** 2                                   # vx^2 against the true invariant px = vx
-    r2, _, _ = ev.affine_fit(h, px)
+    r2, _, _ = metrics.affine_fit(h, px)
     assert r2 < 0.99
-    assert ev.functional_r2(h, px) == pytest.approx(1.0, abs=1e-9)
-    assert ev.functional_r2(rng.normal(size=2000), px) < 0.05
+    assert metrics.functional_r2(h, px) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.functional_r2(rng.normal(size=2000), px) < 0.05
 
 
 def test_r2_of_constants_is_undefined():
-    assert ev.affine_fit(np.ones(50), np.arange(50.0))[0] is None
-    assert ev.functional_r2(np.arange(50.0), np.ones(50)) is None
+    assert metrics.affine_fit(np.ones(50), np.arange(50.0))[0] is None
+    assert metrics.functional_r2(np.arange(50.0), np.ones(50)) is None
 
 
 def test_joint_match_finds_the_invariants_a_quantity_is_a_function_of():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(400, 3))
     h = X[:, 0] - 0.5 * X[:, 2] ** 2 + 3                  # (E - px^2/2)-like: E and px
-    assert ev.joint_r2(h, X) == pytest.approx(1.0, abs=1e-12)
-    assert ev.joint_r2(h, X[:, :2]) < 0.9
-    names, r2 = ev.joint_match(h, X, ["E", "L", "px"], n_traj=400)
+    assert metrics.joint_r2(h, X) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.joint_r2(h, X[:, :2]) < 0.9
+    names, r2 = metrics.joint_match(h, X, ["E", "L", "px"], n_traj=400)
     assert names == ["E", "px"] and r2 == pytest.approx(1.0)
-    assert ev.joint_match(rng.normal(size=400), X, ["E", "L", "px"], 400)[0] is None
-    assert ev.joint_match(h, X, ["E", "L", "px"], n_traj=20) == (None, None)  # too few
+    assert metrics.joint_match(rng.normal(size=400), X, ["E", "L", "px"], 400)[0] is None
+    assert metrics.joint_match(h, X, ["E", "L", "px"], n_traj=20) == (None, None)  # too few
 
 
 def test_conservation_ratio():
     rng = np.random.default_rng(3)
     per_traj = rng.normal(size=(30, 1))
-    assert ev.conservation_ratio(np.repeat(per_traj, 50, axis=1)) == pytest.approx(0, abs=1e-24)
+    assert conservation_ratio(np.repeat(per_traj, 50, axis=1)) == pytest.approx(0, abs=1e-24)
     noisy = per_traj + 0.1 * rng.normal(size=(30, 50))
-    assert 0.0 < ev.conservation_ratio(noisy) < 0.05
+    assert 0.0 < conservation_ratio(noisy) < 0.05
     # within variance 1/12 per trajectory, means all equal -> inf
     ramp = np.tile(np.linspace(0, 1, 50), (30, 1))
-    assert ev.conservation_ratio(ramp) == float("inf")
+    assert conservation_ratio(ramp) == float("inf")
     # exact: within = var of [0, 2] = 1; means 1 and 5 -> between 4
-    assert ev.conservation_ratio(np.array([[0.0, 2.0], [4.0, 6.0]])) == pytest.approx(0.25)
+    assert conservation_ratio(np.array([[0.0, 2.0], [4.0, 6.0]])) == pytest.approx(0.25)
 
 
 def test_relative_drift():
     energy = np.array([[2.0, 2.0, 2.2, 1.6], [-1.0, -1.0, -1.0, -1.1]])
-    d = ev.relative_drift(energy, energy[:, 0], start=2)
+    d = metrics.relative_drift(energy, energy[:, 0], start=2)
     assert d["mean"] == pytest.approx((0.1 + 0.2 + 0.0 + 0.1) / 4)
     assert d["max"] == pytest.approx(0.2)
     assert d["max_abs"] == pytest.approx(0.4)
     assert d["final_mean"] == pytest.approx(0.15)
-    assert ev.relative_drift(np.full((2, 3), np.nan), np.ones(2))["mean"] is None
+    assert metrics.relative_drift(np.full((2, 3), np.nan), np.ones(2))["mean"] is None
 
 
 # ---------------------------------------------------------------------------- on a data file
@@ -221,32 +235,32 @@ def projectile_file(tmp_path_factory):
 
 def test_assess_equation_matches_functions_and_structure(projectile_file):
     data = projectile_file
-    truth = ev.read_truth(data)
+    truth = read_truth(data)
     assert truth.system == "projectile" and truth.energy_fn is not None
     assert truth.clean is not data.states                         # noisy file: clean states
     test = data.indices("test")
     clean, tvals = truth.clean[test], truth.values[test]
     idx = np.arange(clean.shape[0] * clean.shape[1])
     disc = {"variables": data.names, "derived_inputs": {}}
-    energy = ev.assess_equation({"kind": "energy", "name": "E",
+    energy = metrics.assess_equation({"kind": "energy", "name": "E",
                                  "expression": "1.002*vx**2 + vy**2 + 19.62*y"},
                                 disc, truth, clean, tvals, idx)
     assert energy["matched"] == "E" and energy["relation"] == "affine"
     assert energy["r2"] > 0.9999 and energy["structure_match"] is True
     assert energy["conservation_ratio"] < 1e-4
-    square = ev.assess_equation({"kind": "invariant", "name": "I1", "expression": "vx**2"},
+    square = metrics.assess_equation({"kind": "invariant", "name": "I1", "expression": "vx**2"},
                                 disc, truth, clean, tvals, idx)
     assert square["matched"] == "px" and square["relation"] == "function"
     assert square["functional_r2"] > 0.9999 and square["structure_match"] is False
-    both = ev.assess_equation({"kind": "invariant", "name": "I3",
+    both = metrics.assess_equation({"kind": "invariant", "name": "I3",
                                "expression": "0.0509684*vy**2 + y"}, disc, truth, clean, tvals,
                               idx)
     assert both["matched"] == "f(E, px)" and both["relation"] == "joint"
     assert both["joint_r2"] > 0.9999
-    junk = ev.assess_equation({"kind": "invariant", "name": "I2", "expression": "x*y"},
+    junk = metrics.assess_equation({"kind": "invariant", "name": "I2", "expression": "x*y"},
                               disc, truth, clean, tvals, idx)
     assert junk["matched"] is None and junk["conservation_ratio"] > 0.1
-    bad = ev.assess_equation({"kind": "invariant", "name": "I3", "expression": "w + 1"},
+    bad = metrics.assess_equation({"kind": "invariant", "name": "I3", "expression": "w + 1"},
                              disc, truth, clean, tvals, idx)
     assert bad["error"] and bad["matched"] is None
 
@@ -254,8 +268,8 @@ def test_assess_equation_matches_functions_and_structure(projectile_file):
 def test_assess_equation_without_truth(projectile_file):
     data = projectile_file
     test = data.indices("test")
-    truth = ev.Truth(None, {}, [], None, data.states, {}, None)
-    out = ev.assess_equation({"kind": "energy", "name": "E", "expression": PROJ_E},
+    truth = Truth(None, {}, [], None, data.states, {}, None)
+    out = metrics.assess_equation({"kind": "energy", "name": "E", "expression": PROJ_E},
                              {"variables": data.names}, truth, data.states[test], None,
                              np.arange(10))
     assert out["matched"] is None and out["r2"] is None
@@ -281,14 +295,14 @@ def _metrics():
 
 def test_readme_section_is_rewritten_between_the_markers(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\nintro\n{ev.README_START}\nold text\n{ev.README_END}\nend\n")
-    ev.rewrite_readme(readme, _metrics())
+    readme.write_text(f"# Title\nintro\n{report.README_START}\nold text\n{report.README_END}\nend\n")
+    report.rewrite_readme(readme, _metrics())
     text = readme.read_text()
-    assert text.startswith("# Title\nintro\n") and text.endswith(f"{ev.README_END}\nend\n")
+    assert text.startswith("# Title\nintro\n") and text.endswith(f"{report.README_END}\nend\n")
     assert "old text" not in text
     assert "| spring | energy | E | `0.5*v**2 + 2.5*x**2` | E |" in text
     assert "10%" in text and "100x" in text
-    ev.rewrite_readme(readme, _metrics())                # idempotent
+    report.rewrite_readme(readme, _metrics())                # idempotent
     assert readme.read_text() == text
 
 
@@ -296,15 +310,15 @@ def test_readme_without_markers_fails(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no markers here\n")
     with pytest.raises(UsageError, match="markers"):
-        ev.rewrite_readme(readme, _metrics())
+        report.rewrite_readme(readme, _metrics())
     assert readme.read_text() == "# no markers here\n"
 
 
 def test_bad_flags_are_usage_errors():
     with pytest.raises(UsageError):
-        ev.parse_args(["--prefix", "0"])
+        evaluate.parse_args(["--prefix", "0"])
     with pytest.raises(UsageError):
-        ev.parse_args(["--no-such-flag"])
-    assert ev.parse_args(["--hnn-table"]).hnn_table == ""
-    assert ev.parse_args(["--hnn-table", "--quick --seeds 0"]).hnn_table == "--quick --seeds 0"
-    assert ev.parse_args(["--hnn-table=--quick"]).hnn_table == "--quick"
+        evaluate.parse_args(["--no-such-flag"])
+    assert evaluate.parse_args(["--hnn-table"]).hnn_table == ""
+    assert evaluate.parse_args(["--hnn-table", "--quick --seeds 0"]).hnn_table == "--quick --seeds 0"
+    assert evaluate.parse_args(["--hnn-table=--quick"]).hnn_table == "--quick"

@@ -1,4 +1,4 @@
-"""Tests of models/hnn.py and models/hnn_experiment.py (fast: a few seconds each)."""
+"""Tests of models/hnn.py and experiments/hnn_table.py (fast: a few seconds each)."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +12,7 @@ from torch import nn
 
 from data.simulate import SYSTEMS
 from models.hnn import HNN, Baseline, HNNConfig, build_hamiltonian_model
-from models.hnn_experiment import (MODELS, TASKS, evaluate_model, main, make_dataset,
+from experiments.hnn_table import (MODELS, TASKS, evaluate_model, main, make_dataset,
                                    quick_task, rollout, run_one, sample_two_body_paper)
 from models.hnn_training import (fit, fused_supported, hnn_loss_and_grads, mse,
                                   pointwise_sq_error)
@@ -170,7 +170,7 @@ def test_two_body_sampler_follows_the_paper():
     assert abs(np.mean(speed) - 1) < 0.01 and 0.04 < np.std(speed) < 0.06
     # Velocity perpendicular to the separation: the orbit starts at a circular-orbit phase.
     np.testing.assert_allclose(np.sum(x[:, 4:6] * (x[:, 2:4] - x[:, 0:2]), axis=1), 0, atol=1e-12)
-    energy = SYSTEMS["two-body"].invariants["E"](x, {**SYSTEMS["two-body"].params, **p})
+    energy = SYSTEMS["two-body"].invariant_fn("E", p)(x)
     assert np.all(energy < 0)
 
 

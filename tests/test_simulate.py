@@ -19,7 +19,8 @@ import pytest
 
 from data import simulate as sim
 from data.loader import DEFAULT_SYSTEMS, load_trajectories
-from utils import DATA_DIR, cli, time_derivatives
+from data.derivatives import time_derivatives
+from utils import DATA_DIR, cli, parse_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "data" / "simulate.py"
@@ -63,7 +64,7 @@ def load(sim_dir: Path, name: str):
 
 def invariant(name: str, key: str, states: np.ndarray) -> np.ndarray:
     system = sim.SYSTEMS[name]
-    return system.invariants[key](states, system.params)
+    return system.invariant_fn(key)(states)
 
 
 # ---------------------------------------------------------------------------- file layout
@@ -303,8 +304,8 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, capsys, monkeypatch):
 def test_no_flags_makes_the_default_systems(tmp_path, monkeypatch, capsys):
     """`python data/simulate.py` with no flags: projectile, spring, orbit x 2000 into data/
     (redirected here to a temporary folder)."""
-    args = sim.parse_args([])
-    assert args.out == DATA_DIR == ROOT / "data"
+    args = parse_flags(sim.SimulateFlags, [], "")
+    assert args.out is None and sim.DATA_DIR == DATA_DIR == ROOT / "data"   # None: data/
     assert (args.systems, args.n_traj, args.steps, args.noise, args.seed) == \
         (list(DEFAULT_SYSTEMS), 2000, None, 0.0, 0)
     monkeypatch.setattr(sim, "DATA_DIR", tmp_path)

@@ -16,7 +16,9 @@ import torch
 import train
 from data.loader import load_trajectories
 from data.simulate import simulate
-from models.physics_net import PhysicsNet, load_run
+from models.averaging import WeightAverage
+from models.physics_net import PhysicsNet, PhysicsNetConfig
+from runs import load_model as load_run
 from utils import ROOT, UsageError, atomic_write_npz
 
 torch.set_num_threads(2)
@@ -34,7 +36,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def run(data_dir: Path, results: Path, *flags: str) -> tuple[torch.nn.Module, dict]:
-    cfg = train.parse_flags(["--data-dir", str(data_dir), "--results-dir", str(results),
+    cfg = train.parse_config(["--data-dir", str(data_dir), "--results-dir", str(results),
                              *TINY, *flags])
     return train.train(cfg)
 
@@ -107,7 +109,7 @@ def test_standard_model_trains_no_energy_head(data_dir, tmp_path):
                    "--tag", "standard", "--epochs", "2")
     _, ckpt = load_run(tmp_path / "runs" / "spring__physicsnet__standard__s0")
     torch.manual_seed(0)  # the same initialisation as train.py's seed 0
-    fresh = train.PhysicsNet(train.PhysicsNetConfig(**ckpt["model_config"]))
+    fresh = PhysicsNet(PhysicsNetConfig(**ckpt["model_config"]))
     for (name, p), q in zip(model.energy_head.named_parameters(), fresh.energy_head.parameters()):
         assert torch.equal(p, q), name                 # no loss term reaches the energy head
     assert not torch.equal(model.decoder[0].weight, fresh.decoder[0].weight)
@@ -144,7 +146,7 @@ def test_hamiltonian_models(data_dir, tmp_path, kind):
 
 def test_weight_average():
     p = torch.nn.Parameter(torch.zeros(3))
-    avg = train.WeightAverage([p], decay=0.9)
+    avg = WeightAverage([p], decay=0.9)
     values = []
     for step in range(1, 40):
         with torch.no_grad():
@@ -155,7 +157,7 @@ def test_weight_average():
     with avg.swapped_in():
         assert torch.equal(p.detach(), avg.average[0])
     assert p[0].item() == 39.0                            # restored
-    last = train.WeightAverage([p], decay=0.0)
+    last = WeightAverage([p], decay=0.0)
     last.update()
     assert torch.equal(last.average[0], p.detach())       # decay 0: the weights themselves
 
@@ -238,12 +240,12 @@ README_ABLATIONS = [
 
 @pytest.mark.parametrize("argv", README_ABLATIONS, ids=lambda a: " ".join(a))
 def test_readme_flags_parse(argv):
-    cfg = train.parse_flags(argv)
+    cfg = train.parse_config(argv)
     assert cfg.system == argv[1]
 
 
 def test_every_flag_parses():
-    cfg = train.parse_flags([
+    cfg = train.parse_config([
         "--system", "x.npz", "--model", "hnn", "--epochs", "7", "--batch-size", "9",
         "--window", "5", "--alpha", "0.1", "--beta", "0.2", "--gamma", "0.3",
         "--hamiltonian-weight", "0.4", "--n-invariants", "2", "--invariant-weight", "0.6",
@@ -259,9 +261,9 @@ def test_every_flag_parses():
     assert (cfg.conservation_weight, cfg.energy_lr, cfg.energy_steps, cfg.energy_batch) == \
         (0.7, 0.02, 3, 11)
     assert (cfg.energy_ema, cfg.invariant_products) == (0.5, 0.25)
-    assert train.parse_flags(["--energy-weight", "0.7"]).beta == 0.7
-    assert train.parse_flags(["--batch_size", "5"]).batch_size == 5
-    defaults = train.parse_flags([])
+    assert train.parse_config(["--energy-weight", "0.7"]).beta == 0.7
+    assert train.parse_config(["--batch_size", "5"]).batch_size == 5
+    defaults = train.parse_config([])
     assert (defaults.epochs, defaults.batch_size, defaults.alpha, defaults.beta, defaults.gamma,
             defaults.latent_dim, defaults.hidden_dim, defaults.lr, defaults.weight_decay,
             defaults.tag, defaults.seed, defaults.n_invariants, defaults.hamiltonian_weight) == \

@@ -1,12 +1,12 @@
 """Hamiltonian Neural Networks, the paper's protocol (Greydanus, Dzamba & Yosinski 2019, Table 1).
 
-    python -m models.hnn_experiment                      # 3 tasks x 3 seeds x {baseline, hnn}
-    python -m models.hnn_experiment --quick              # tiny settings (results/quick, plots/quick)
-    python -m models.hnn_experiment --tasks spring --seeds 0 --steps 500
+    python -m experiments.hnn_table                      # 3 tasks x 3 seeds x {baseline, hnn}
+    python -m experiments.hnn_table --quick              # tiny settings (results/quick, plots/quick)
+    python -m experiments.hnn_table --tasks spring --seeds 0 --steps 500
     python evaluate.py --hnn-table                       # the same, called from evaluate.py
 
 For every task and seed it simulates the paper's data set with the registry's physics
-(data/simulate.py; only the paper's samplers live here), trains the baseline MLP and the HNN
+(data/systems.py; only the paper's samplers live here), trains the baseline MLP and the HNN
 (models/hnn.py) on the true time derivatives as the paper did, integrates both from the
 held-out initial states with scipy RK45 (rtol 1e-9) over t in [0, 20] (the span of the paper's
 analysis notebooks) and compares the TRUE energy along those
@@ -16,7 +16,6 @@ pipeline (train.py / discover.py never see derivatives from the rhs).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import sys
@@ -37,8 +36,8 @@ if __package__ in (None, ""):
 from data.simulate import SYSTEMS, integrate  # noqa: E402
 from models.hnn import HNN, HNNConfig, build_hamiltonian_model  # noqa: E402
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
-from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, cli,  # noqa: E402
-                   environment_info, fail, require_known)
+from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, cli, describe,  # noqa: E402
+                   environment_info, fail, flag, parse_flags, require_known)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -298,7 +297,7 @@ def evaluate_model(model: nn.Module, task: HNNTask, data: dict) -> tuple[dict, d
     """Metrics of one trained model on the held-out trajectories -> (metrics, rollouts)."""
     system = SYSTEMS[task.system]
     params, n_train = data["params"], data["n_train"]
-    energy = system.invariants["E"]
+    energy = system.invariant_fn("E", params)
     start = time.perf_counter()
     sq = pointwise_sq_error(model, _flat(data["observed"][n_train:]),
                             _flat(data["dxdt"][n_train:])).numpy()
@@ -310,7 +309,7 @@ def evaluate_model(model: nn.Module, task: HNNTask, data: dict) -> tuple[dict, d
         t_roll = np.linspace(0.0, t_end, task.rollout_points)
         truth, _ = integrate(system, x0, t_roll, params)              # (M, T, D)
         pred, info = rollout(model, x0, t_roll)
-        e_true, e_pred = energy(truth, params), energy(pred, params)  # (M, T)
+        e_true, e_pred = energy(truth), energy(pred)                # (M, T)
         return ({"t": t_roll, "truth": truth, "pred": pred, "e_true": e_true, "e_pred": e_pred},
                 info)
 
@@ -629,34 +628,33 @@ def run_hnn_table(tasks: Sequence[str | HNNTask], seeds: Sequence[int], out_json
     return result
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"of {', '.join(TASKS)}")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--results-dir", type=Path, default=None,
-                    help="where hnn_table.json goes (default results/, or results/quick)")
-    ap.add_argument("--plots-dir", type=Path, default=None,
-                    help="where hnn_<task>.png go (default plots/, or plots/quick)")
-    ap.add_argument("--quick", action="store_true",
-                    help="tiny data, networks and step counts: a smoke run in seconds")
-    ap.add_argument("--steps", type=int, default=None, help="override every task's Adam steps")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads while training")
-    ap.add_argument("--engine", choices=("auto", "autograd", "fused"), default="auto",
-                    help="fit()'s HNN gradient engine (same maths; auto = fused)")
-    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                    help="ablation: cosine decay of the learning rate (the paper: constant)")
-    ap.add_argument("--average", type=float, default=None,
-                    help="decay of the weight average scored beside the last weights "
-                         "(default 0.999; 0 = last weights only, the paper's protocol)")
-    ap.add_argument("--noise", type=float, default=None,
-                    help="ablation: observation noise instead of the protocol's (0.1 / 0)")
-    ap.add_argument("--quiet", action="store_true")
-    return ap.parse_args(argv)
+@dataclass
+class HNNTableFlags:
+    """Flags of experiments/hnn_table.py."""
+
+    tasks: list[str] = flag(list(TASKS), f"tasks to run, of {', '.join(TASKS)}")
+    seeds: list[int] = flag([0, 1, 2], "seeds (each draws its own data, weights and batches)")
+    results_dir: Path | None = flag(None, "where hnn_table.json goes (default results/, or "
+                                          "results/quick)")
+    plots_dir: Path | None = flag(None, "where hnn_<task>.png go (default plots/, or "
+                                        "plots/quick)")
+    quick: bool = flag(False, "tiny data, networks and step counts: a smoke run in seconds")
+    steps: int | None = flag(None, "override every task's Adam steps")
+    threads: int = flag(1, "torch threads while training")
+    engine: str = flag("auto", "fit()'s HNN gradient engine (same maths; auto = fused)",
+                       choices=("auto", "autograd", "fused"))
+    lr_schedule: str = flag("constant", "ablation: cosine decay of the learning rate (the "
+                                        "paper: constant)", choices=("constant", "cosine"))
+    average: float | None = flag(None, "decay of the weight average scored beside the last "
+                                       "weights (default 0.999; 0 = last weights only, the "
+                                       "paper's protocol)")
+    noise: float | None = flag(None, "ablation: observation noise instead of the protocol's "
+                                     "(0.1 / 0)")
+    quiet: bool = flag(False, "no per-run lines and no table")
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    args = parse_flags(HNNTableFlags, argv, describe(__doc__))
     require_known(args.tasks, TASKS, "task(s)")
     if args.steps is not None and args.steps < 1:
         fail(f"--steps must be at least 1, got {args.steps}")
@@ -677,7 +675,7 @@ def main(argv=None) -> dict:
     tasks = [replace(quick_task(TASKS[t]) if args.quick else TASKS[t], **overrides)
              for t in args.tasks]
     if not args.quiet:
-        print(f"hnn_experiment: tasks {args.tasks}, seeds {args.seeds}, quick={args.quick}, "
+        print(f"hnn_table: tasks {args.tasks}, seeds {args.seeds}, quick={args.quick}, "
               f"steps={args.steps or 'protocol'}, threads={args.threads}, {overrides}")
     return run_hnn_table(tasks, args.seeds, Path(results_dir) / "hnn_table.json", plots_dir,
                          quiet=args.quiet, steps_override=args.steps, threads=args.threads)

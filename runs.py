@@ -1,0 +1,198 @@
+"""Run folders: their names, what their config says, finding and picking them, and the trained
+model of a run as numpy functions.
+
+A run folder is `<results-dir>/runs/<data>__<model>__<tag>__s<seed>/` holding config.json,
+metrics.jsonl, checkpoint.pt and summary.json (written by train.py). discover.py and the
+evaluation code find runs here and read their models through `TrainedModel`.
+
+    from runs import find_runs, TrainedModel
+    run = pick_run(find_runs(Path("results"), "spring"), physics=True)
+    model = TrainedModel(run.dir)
+    E = model.energy(states)                      # (n, D) raw states -> (n,)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from utils import fail, read_checkpoint, read_json
+
+PHYSICSNET = "physicsnet"
+
+
+def run_name(system: str, model: str, tag: str, seed: int) -> str:
+    """Run folder name, `{system}__{model}__{tag}__s{seed}` (cleanrl style, no time stamp so
+    that a re-run or --resume finds its folder)."""
+    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "-" for c in str(s))
+    return f"{safe(system)}__{safe(model)}__{safe(tag)}__s{seed}"
+
+
+def is_physics_aware(flags: dict) -> bool:
+    """A PhysicsNet run is physics-aware when its energy terms were trained (beta > 0)."""
+    return float(flags.get("beta", 0.0) or 0.0) > 0
+
+
+@dataclass
+class Run:
+    """A finished (or running) training run, as its folder describes it."""
+
+    dir: Path
+    config: dict
+    summary: dict | None
+    mtime: float
+
+    @property
+    def flags(self) -> dict:
+        return self.config.get("flags", {})
+
+    @property
+    def model(self) -> str:
+        return str(self.flags.get("model", PHYSICSNET))
+
+    @property
+    def tag(self) -> str:
+        return str(self.flags.get("tag", "?"))
+
+    @property
+    def beta(self) -> float:
+        return float(self.flags.get("beta", 0.0) or 0.0)
+
+    @property
+    def physics_aware(self) -> bool:
+        return is_physics_aware(self.flags)
+
+    @property
+    def latent_dim(self) -> int | None:
+        return self.flags.get("latent_dim")
+
+    def metrics_rows(self) -> list[dict]:
+        """metrics.jsonl rows ([] when missing; a partial last line of a run still being
+        written is skipped)."""
+        path = self.dir / "metrics.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return rows
+
+
+def read_run(run_dir: Path) -> Run | None:
+    """The run in a folder, or None when it has no config.json or no checkpoint."""
+    cfg_path, ckpt = run_dir / "config.json", run_dir / "checkpoint.pt"
+    if not cfg_path.exists() or not ckpt.exists():
+        return None
+    config = read_json(cfg_path, {}) or {}
+    return Run(run_dir, config, read_json(run_dir / "summary.json"), ckpt.stat().st_mtime)
+
+
+def find_runs(results_dir: Path, data_name: str, model: str = PHYSICSNET) -> list[Run]:
+    """Every run of `model` on this data file that has a checkpoint, oldest first."""
+    runs = []
+    for cfg_path in sorted((Path(results_dir) / "runs").glob("*/config.json")):
+        run = read_run(cfg_path.parent)
+        if run is None or run.model != model:
+            continue
+        if run.config.get("data", {}).get("name") != data_name:
+            continue
+        runs.append(run)
+    return sorted(runs, key=lambda r: (r.mtime, r.dir.name))
+
+
+def pick_run(runs: list[Run], physics: bool) -> Run | None:
+    """Standard (energy weight 0) or physics-aware (> 0) run: the tag 'standard' /
+    'physics-aware' first, then one with a summary, then the newest."""
+    wanted = "physics-aware" if physics else "standard"
+    pool = [r for r in runs if r.physics_aware == physics]
+    if not pool:
+        return None
+    return max(pool, key=lambda r: (r.tag == wanted, r.summary is not None, r.mtime))
+
+
+def discovery_run(runs: list[Run]) -> Run | None:
+    """The run discovery distils: the newest physics-aware run, else the newest run."""
+    if not runs:
+        return None
+    return max(runs, key=lambda r: (r.physics_aware, r.mtime))
+
+
+# ---------------------------------------------------------------------------- trained models
+
+def load_model(run_dir: str | Path, device="cpu"):
+    """Rebuild the trained model of a run folder from its checkpoint.pt alone.
+
+    Returns (model in eval mode on `device`, the checkpoint dict). The checkpoint's
+    "model_kind" says what the model is: "physicsnet" (models.physics_net.PhysicsNet), or
+    "hnn"/"baseline" (models.hnn; for those, H = model(x) and model.time_derivative(x)).
+    """
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.exists():
+        fail(f"no checkpoint in {run_dir}: train it with `python train.py --system ...` first")
+    ckpt = read_checkpoint(path, device)
+    kind = ckpt.get("model_kind")
+    if kind == PHYSICSNET:
+        from models.physics_net import build_physics_net
+
+        model = build_physics_net(ckpt["model_config"])
+    elif kind in ("hnn", "baseline"):
+        from models.hnn import HNNConfig, build_hamiltonian_model
+
+        extra = ckpt["model_config"]
+        model = build_hamiltonian_model(kind, HNNConfig(**extra["hnn"]), extra.get("q_idx"),
+                                        extra.get("p_idx"))
+    else:
+        fail(f"{path} holds an unknown model kind {kind!r}; train the run again")
+    model.load_state_dict(ckpt["model_state"])
+    return model.to(device).eval(), ckpt
+
+
+class TrainedModel:
+    """A trained PhysicsNet run, loaded once, with numpy in and numpy out."""
+
+    def __init__(self, run_dir: str | Path):
+        import torch
+
+        self.torch = torch
+        self.dir = Path(run_dir)
+        self.net, self.checkpoint = load_model(run_dir, device="cpu")
+        cfg = self.net.config
+        self.energy_trained = (is_physics_aware(self.checkpoint.get("flags", {}))
+                               and getattr(cfg, "q_idx", None) is not None)
+        self.n_invariants = int(getattr(cfg, "n_invariants", 0) or 0)
+
+    def _apply(self, fn, states: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        torch = self.torch
+        out = []
+        step = chunk or max(len(states), 1)
+        for i in range(0, len(states), step):
+            with torch.no_grad():
+                out.append(fn(torch.as_tensor(states[i:i + step], dtype=torch.float32))
+                           .double().numpy())
+        return np.concatenate(out)
+
+    def energy(self, states: np.ndarray) -> np.ndarray:
+        """The energy head E_hat of raw states (..., D) -> (...)."""
+        return self._apply(self.net.energy, states)
+
+    def invariants(self, states: np.ndarray) -> np.ndarray:
+        """The conserved-quantity heads of raw states (n, D) -> (n, K)."""
+        return self._apply(self.net.invariants, states)
+
+    def latent(self, trajectories: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """Latent z of every step of trajectories (N, T, D) -> (N, T, latent_dim)."""
+        return self._apply(self.net.encode, trajectories, chunk)
+
+    def rollout(self, states: np.ndarray, prefix: int, project: bool, chunk: int = 256
+                ) -> np.ndarray:
+        """From the first `prefix` steps of states (N, T, D) -> (N, T, D) (prefix + rollout)."""
+        T = states.shape[1]
+        return self._apply(lambda s: self.net.rollout(s, T - prefix, project=project),
+                           np.ascontiguousarray(states[:, :prefix]), chunk)
