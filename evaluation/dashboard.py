@@ -82,10 +82,18 @@ def dashboard_entry(res: SystemResult, args) -> dict:
             "equations": equations}
 
 
+# The HNN paper's Table 1, one results file per experiment (each holds "hnn_table" rows:
+# task, model, train_loss, test_loss, energy_mse, energy_mse_std, reversibility, wall_time,
+# paper_energy_mse), in the order of the paper's rows.
+HNN_TABLE_FILES = ("hnn_table.json", "hnn_real.json", "hnn_pixel.json")
+
+
 def hnn_rows(args) -> list[dict] | None:
-    """Rows of <results-dir>/hnn_table.json (experiments/hnn_table.py), or None."""
-    hnn = read_json(Path(args.results_dir) / "hnn_table.json", None)
-    return (hnn or {}).get("hnn_table") or None
+    """Rows of the HNN paper experiments' results in <results-dir> (experiments/), or None."""
+    rows = []
+    for name in HNN_TABLE_FILES:
+        rows += (read_json(Path(args.results_dir) / name, None) or {}).get("hnn_table") or []
+    return rows or None
 
 
 def write_dashboard(path: Path, results: list[SystemResult], args, generated: str) -> Path:
