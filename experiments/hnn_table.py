@@ -400,13 +400,16 @@ SUMMARY_KEYS = ("train_loss", "test_loss", "test_loss_sem", "energy_mse", "energ
                 "energy_mse_q2p2", "own_h_rel_drift")
 
 
-def summarise(runs: list[dict]) -> list[dict]:
-    """Mean, sample std, min and max over seeds of every metric, per (task, model)."""
+def summarise(runs: list[dict], keys: Sequence[str] = SUMMARY_KEYS,
+              paper: dict | None = None) -> list[dict]:
+    """Mean, sample std, min and max over seeds of every metric in `keys`, per (task, model);
+    paper_energy_mse from `paper` (default PAPER: {task: {model: {"energy_mse": ...}}})."""
+    paper = PAPER if paper is None else paper
     out = []
     for key in dict.fromkeys((r["task"], r["model"]) for r in runs):
         group = [r for r in runs if (r["task"], r["model"]) == key]
         row = {"task": key[0], "model": key[1], "seeds": [r["seed"] for r in group]}
-        for name in SUMMARY_KEYS:
+        for name in keys:
             vals = np.array([r[name] for r in group if r.get(name) is not None], dtype=float)
             if len(vals) == 0:
                 continue
@@ -414,7 +417,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             row[name + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
             row[name + "_min"], row[name + "_max"] = float(np.min(vals)), float(np.max(vals))
         row["rollouts_ok"] = all(r["rollout_ok"] for r in group)
-        row["paper_energy_mse"] = PAPER.get(key[0], {}).get(key[1].split("+")[0], {}).get(
+        row["paper_energy_mse"] = paper.get(key[0], {}).get(key[1].split("+")[0], {}).get(
             "energy_mse")
         out.append(row)
     return out

@@ -1,4 +1,5 @@
-"""Hamiltonian Neural Network and its baseline (Greydanus, Dzamba & Yosinski, 2019).
+"""Hamiltonian Neural Network and its baseline (Greydanus, Dzamba & Yosinski, 2019), and the
+dissipative HNN (Sosanya & Greydanus, 2022).
 
 Models only: no training logic here (models/hnn_training.py `fit` trains them).
 
@@ -6,10 +7,14 @@ Models only: no training logic here (models/hnn_training.py `fit` trains them).
     cfg = HNNConfig(input_dim=2)
     hnn = build_hamiltonian_model("hnn", cfg, q_idx=[0], p_idx=[1])
     dxdt = hnn.time_derivative(x)          # x (B, D) -> (B, D)
+    dhnn = build_hamiltonian_model("dissipative-hnn", cfg, q_idx=[0], p_idx=[1])
+    rate = dhnn.energy_rate(x)              # (B,) dH/dt along its own flow
 
-Both models map a state x (B, D) to its time derivative dx/dt (B, D). The baseline predicts it
+All models map a state x (B, D) to its time derivative dx/dt (B, D). The baseline predicts it
 directly with an MLP; the HNN predicts a scalar H(x) and returns its symplectic gradient
-(dq/dt, dp/dt) = (dH/dp, -dH/dq), so its own flow conserves H exactly.
+(dq/dt, dp/dt) = (dH/dp, -dH/dq), so its own flow conserves H exactly. The dissipative HNN
+(Sosanya & Greydanus 2022) adds the ordinary gradient of a second scalar D(x): a Helmholtz
+decomposition into a conservative (divergence-free) and a dissipative (curl-free) field.
 """
 from __future__ import annotations
 
@@ -55,6 +60,19 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int, activation: s
     return nn.Sequential(*layers)
 
 
+def input_gradient(scalar_fn, x: Tensor, create_graph: bool) -> Tensor:
+    """Gradient of scalar_fn: (B, D) -> (B,) with respect to its input x (B, D) -> (B, D).
+
+    create_graph keeps the graph of the gradient, so that a loss on it can be backpropagated
+    to the parameters (training); without it no double-backward graph is kept (evaluation).
+    """
+    with torch.enable_grad():
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(scalar_fn(x).sum(), x, create_graph=create_graph)
+    return grad
+
+
 class HNN(nn.Module):
     """Scalar H(x) from an MLP; dynamics are its symplectic gradient.
 
@@ -92,14 +110,8 @@ class HNN(nn.Module):
         create_graph defaults to self.training, so the loss can be backpropagated through the
         gradient while training, and evaluation does not keep the double-backward graph.
         """
-        if create_graph is None:
-            create_graph = self.training
-        with torch.enable_grad():
-            if not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            H = self.forward(x)                                         # (B,)
-            (dH,) = torch.autograd.grad(H.sum(), x, create_graph=create_graph)  # (B, D)
-        return dH @ self.J                                              # (B, D)
+        return input_gradient(self.forward, x, self.training if create_graph is None
+                              else create_graph) @ self.J                # (B, D)
 
 
 class Baseline(nn.Module):
@@ -120,19 +132,71 @@ class Baseline(nn.Module):
         return self.net(x)
 
 
+class DissipativeHNN(nn.Module):
+    """Dissipative HNN (Sosanya & Greydanus 2022): dx/dt = J grad H(x) + grad D(x).
+
+    `hnn` is a plain HNN holding H and the conservative field J grad H (divergence-free: its
+    own flow conserves H; roll out `model.hnn` to switch the dissipation off); `d_net` is a
+    second MLP for the scalar D, whose gradient is the dissipative field (curl-free). Along
+    the full model's flow H changes at the rate grad H . grad D (`energy_rate`), which is
+    negative wherever the model dissipates: with H = p^2/2 + V(q) and D = -c p^2/2 it is the
+    viscous friction dp/dt = -dV/dq - c p, losing energy at the rate c p^2.
+    q_idx, p_idx as in HNN.
+    """
+
+    def __init__(self, cfg: HNNConfig, q_idx: Sequence[int], p_idx: Sequence[int],
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.hnn = HNN(cfg, q_idx, p_idx, generator)
+        # No output bias: like H, D enters only through its gradient.
+        self.d_net = mlp(cfg.input_dim, cfg.hidden_dim, 1, cfg.n_layers, cfg.activation,
+                         generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, D) -> H (B,), the conservative part's energy-like scalar."""
+        return self.hnn(x)
+
+    def dissipation(self, x: Tensor) -> Tensor:
+        """x (B, D) -> D (B,), the dissipative potential."""
+        return self.d_net(x).squeeze(-1)
+
+    def dissipative_field(self, x: Tensor, create_graph: bool | None = None) -> Tensor:
+        """x (B, D) -> grad D (B, D)."""
+        return input_gradient(self.dissipation, x, self.training if create_graph is None
+                              else create_graph)
+
+    def time_derivative(self, x: Tensor, create_graph: bool | None = None) -> Tensor:
+        """x (B, D) -> J grad H + grad D (B, D); create_graph as in HNN.time_derivative."""
+        if create_graph is None:
+            create_graph = self.training
+        return (self.hnn.time_derivative(x, create_graph)
+                + self.dissipative_field(x, create_graph))
+
+    def energy_rate(self, x: Tensor) -> Tensor:
+        """x (B, D) -> dH/dt (B,) along the model's own flow: grad H . grad D (the conservative
+        field J grad H is orthogonal to grad H, so only the dissipative field changes H)."""
+        grad_h = input_gradient(self.forward, x, False)
+        return (grad_h * self.dissipative_field(x, False)).sum(-1)
+
+
+MODEL_KINDS = ("baseline", "hnn", "dissipative-hnn")
+
+
 def build_hamiltonian_model(kind: str, cfg: HNNConfig, q_idx: Sequence[int] | None = None,
                             p_idx: Sequence[int] | None = None,
                             generator: torch.Generator | None = None) -> nn.Module:
-    """kind 'hnn' -> HNN(cfg, q_idx, p_idx); 'baseline' -> Baseline(cfg) (ignores q/p_idx).
+    """kind 'hnn' -> HNN(cfg, q_idx, p_idx); 'dissipative-hnn' -> DissipativeHNN(cfg, q_idx,
+    p_idx); 'baseline' -> Baseline(cfg) (ignores q/p_idx).
 
     q_idx/p_idx default to the first and second half of the coordinates; `generator` seeds the
     initial weights (None = torch's global generator).
     """
-    if kind == "hnn":
+    if kind in ("hnn", "dissipative-hnn"):
         half = cfg.input_dim // 2
         q_idx = list(range(half)) if q_idx is None else q_idx
         p_idx = list(range(half, cfg.input_dim)) if p_idx is None else p_idx
-        return HNN(cfg, q_idx, p_idx, generator)
+        return (HNN if kind == "hnn" else DissipativeHNN)(cfg, q_idx, p_idx, generator)
     if kind == "baseline":
         return Baseline(cfg, generator)
-    raise ValueError(f"unknown model kind {kind!r} (choose 'hnn' or 'baseline')")
+    raise ValueError(f"unknown model kind {kind!r} (choose {', '.join(MODEL_KINDS)})")
