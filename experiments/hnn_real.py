@@ -34,7 +34,8 @@ if __package__ in (None, ""):
 
 from data.loader import DataError, _read_csv  # noqa: E402
 from experiments.hnn_table import (ROLLOUT_ATOL, ROLLOUT_RTOL, _mean_sem,  # noqa: E402
-                                   dashboard_rows, rollout, summarise, task_seeds)
+                                   dashboard_rows, rollout, save_figure, summarise,
+                                   task_seeds)
 from models.hnn import (HNN, MODEL_KINDS, DissipativeHNN, HNNConfig,  # noqa: E402
                         build_hamiltonian_model)
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
@@ -392,12 +393,7 @@ def plot_recording(t: Array, x: Array, k: float, panels: dict, path: Path) -> Pa
                title="whole recording, rollouts from its first frame",
                ylim=(0, 1.5 * energy(x, k).max()))
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 # ---------------------------------------------------------------------------- entry points

@@ -542,10 +542,17 @@ def plot_task(task: HNNTask, rollouts: dict, path: Path, n_show: int = 3) -> Pat
                         label=names[kind] if i == 0 else None)
         ax.set(xlabel="t", ylabel="true energy H(q, p)", title="true energy along the rollouts")
         ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out a matplotlib figure, write it to path (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 

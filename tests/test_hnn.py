@@ -18,14 +18,7 @@ from models.hnn_training import (fit, fused_supported, hnn_loss_and_grads, mse,
                                   pointwise_sq_error)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These networks are far too small to share between threads; on a busy 2-core machine
-    OpenMP's spinning threads made the tests 10-100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 class ClosedFormH(nn.Module):
