@@ -13,7 +13,7 @@ reference energy of the recorded frames and of its rollout (the paper's energy m
 dissipative HNN (models/hnn.py, Sosanya & Greydanus 2022) is a row of our own. Everything runs
 twice: with the paper's forward differences (task "real-pendulum", the protocol) and with
 central differences (task "real-pendulum-central"), because the forward difference reads as
-friction ten times the real one (NOTES). Writes results/hnn_real.json (atomic; "hnn_table" rows
+a friction many times the recording's real one (NOTES). Writes results/hnn_real.json (atomic; "hnn_table" rows
 as experiments/hnn_table.py writes them) and plots/hnn_real_pendulum.png.
 """
 from __future__ import annotations
@@ -62,9 +62,9 @@ SUMMARY_KEYS = ("train_loss", "test_loss", "test_loss_sem", "energy_mse", "energ
                 "wall_time", "cpu_time", "eval_seconds", "own_h_rel_drift", "h_ref_corr",
                 "dissipating_fraction")
 NOTES = (
-    "data: one recording (data/real/real_pendulum.csv, a copy of Schmidt & Lipson's "
-    "real_pend_h_1.txt): 556 frames of (theta, omega), t from 5 to 99.5 in steps of 1/6 with "
-    "10 dropped frames (steps of 1/3 and 1/2). Units as recorded.",
+    "data: one recording of (theta, omega) (the shipped data/real/real_pendulum.csv is a "
+    "copy of Schmidt & Lipson's real_pend_h_1.txt, the file of the paper's Task 3), units as "
+    "recorded; protocol.frames counts its frames, gaps and dropped frames.",
     "split (the paper's code, experiment-real/data.py): contiguous in time, the first 80 % of "
     "the frames train, the last 20 % test. Derivatives are taken within each stretch, so no "
     "test frame enters a training target.",
@@ -73,11 +73,12 @@ NOTES = (
     "(x[i+1] - x[i]) / (t[i+1] - t[i]) placed at x[i], the last frame of each stretch dropped. "
     "Task 'real-pendulum-central': second-order central differences on the non-uniform grid "
     "(numpy.gradient; one-sided second-order at the ends). The forward difference is the "
-    "derivative half a step later: for this pendulum it reads as a damping of about "
-    "dt * omega0^2 / 2 = 0.1 per time unit (least squares on this recording: 0.10 forward, "
-    "0.009 central), ten times the recording's real loss, which every model free to "
-    "dissipate (baseline, dissipative HNN) learns and the HNN cannot. The D-HNN authors' own "
-    "real-pendulum code averages neighbouring differences (a central difference).",
+    "derivative half a step later: for a pendulum it reads as a damping of about "
+    "dt a b / 2 per time unit (a, b, dt: reference_energy, the median step), for this "
+    "recording several times its real friction (reference_energy: c from central, "
+    "c_forward from forward differences), which every model free to dissipate (baseline, "
+    "dissipative HNN) learns and the HNN cannot. The D-HNN authors' own real-pendulum code "
+    "averages neighbouring differences (a central difference).",
     "training (the paper's, section 3.1 and its code): full batch, Adam lr 1e-3, 2000 steps, "
     "weight decay 1e-5 (experiment-real/train.py; the paper's text gives 1e-4 for tasks 1-3), "
     "3 linear layers of 200 tanh units, float32. The dissipative HNN has two such MLPs (H, D).",
@@ -92,12 +93,12 @@ NOTES = (
     "energy MSE (the paper's analyze-real notebook): integrate the model from the first test "
     "frame over the test frames' own times (t - t_0), compute E of the recorded test frames "
     "and of the rollout at the same times, mean of the squared differences over those times. "
-    "Rollouts: scipy RK45, rtol 1e-9, atol 1e-12, float64 (the paper: RK45 with scipy's "
-    "default tolerance, float32). energy_mse_chunk_sem is the paper's '+-' for one seed; "
+    "Rollouts: scipy RK45 in float64 at settings.rtol / atol (1e-9 / 1e-12; the paper: RK45 "
+    "at scipy's default tolerance, float32). energy_mse_chunk_sem is the paper's '+-' for one seed; "
     "energy_mse_std in the table is the sample std over seeds.",
-    "energy MSE full: the same from the recording's first frame over all of it (94.5 time "
-    "units, 80 % of it the training stretch): whether a model follows the decay of the energy "
-    "over the whole swing; energy_ratio_full = E(end) / E(start) of the rollout (the "
+    "energy MSE full: the same from the recording's first frame over all of it (the "
+    "training stretch, then the test stretch): whether a model follows the decay of the "
+    "energy over the whole recording; energy_ratio_full = E(end) / E(start) of the rollout (the "
     "recording's own is in reference_energy).",
     "reversibility: integrate over the test span, then back to its start; L2 distance of the "
     "end point from the first test frame.",
@@ -172,15 +173,9 @@ def split_recording(t: Array, x: Array, train_fraction: float, method: str) -> d
     return out
 
 
-def reference_energy(t: Array, x: Array) -> dict:
-    """Fit E = p^2 + k (1 - cos q) to a recorded pendulum (q = angle, p = angular velocity).
-
-    Least squares on central differences of the whole recording: dq/dt = a p and
-    dp/dt = -b sin q - c p; k = 2 b / a makes E the energy those equations conserve when
-    c = 0 (the p^2 coefficient is 1, the paper's scale). Returns a, b, c, k, the R^2 of both
-    fits, E at the first and last frame and the fraction of E the recording keeps.
-    """
-    d = np.gradient(x, t, axis=0, edge_order=2)
+def pendulum_fit(x: Array, d: Array) -> dict:
+    """Least squares of dq/dt = a p and dp/dt = -b sin q - c p on states x (T, 2) = (q, p)
+    and their derivatives d (T, 2) -> a, b, c and the R^2 of both fits."""
     q, p = x[:, 0], x[:, 1]
     a = float(np.dot(p, d[:, 0]) / np.dot(p, p))
     coef, *_ = np.linalg.lstsq(np.stack([-np.sin(q), -p], axis=1), d[:, 1], rcond=None)
@@ -189,12 +184,38 @@ def reference_energy(t: Array, x: Array) -> dict:
     def r2(target: Array, fitted: Array) -> float:
         return float(1 - np.sum((target - fitted) ** 2) / np.sum((target - target.mean()) ** 2))
 
-    k = 2 * b / a
+    return {"a": a, "b": b, "c": c, "r2_dtheta": r2(d[:, 0], a * p),
+            "r2_domega": r2(d[:, 1], -b * np.sin(q) - c * p)}
+
+
+def reference_energy(t: Array, x: Array) -> dict:
+    """Fit E = p^2 + k (1 - cos q) to a recorded pendulum (q = angle, p = angular velocity).
+
+    pendulum_fit on central differences of the whole recording; k = 2 b / a makes E the
+    energy those equations conserve when c = 0 (the p^2 coefficient is 1, the paper's
+    scale). Returns a, b, c, k, the R^2 of both fits, E at the first and last frame, the
+    fraction of E the recording keeps, and c_forward: the friction the same fit reads from
+    the paper's forward differences.
+    """
+    fit_ = pendulum_fit(*finite_differences(x, t, "central")[::2])
+    k = 2 * fit_["b"] / fit_["a"]
     e = energy(x, k)
-    return {"form": "E = omega^2 + k (1 - cos theta)", "k": k, "a": a, "b": b, "c": c,
-            "r2_dtheta": r2(d[:, 0], a * p), "r2_domega": r2(d[:, 1], -b * np.sin(q) - c * p),
-            "paper_k": PAPER_K, "e_start": float(e[0]), "e_end": float(e[-1]),
-            "energy_ratio": float(e[-1] / e[0])}
+    forward = pendulum_fit(*finite_differences(x, t, "forward")[::2])
+    return {"form": "E = omega^2 + k (1 - cos theta)", "k": k, **fit_, "paper_k": PAPER_K,
+            "e_start": float(e[0]), "e_end": float(e[-1]), "energy_ratio": float(e[-1] / e[0]),
+            "c_forward": forward["c"]}
+
+
+def frame_counts(t: Array) -> dict:
+    """Frames of a recording at times t (T,): how many, the median step, the gaps (steps over
+    1.5 median steps), the frames missing in them (a step of n medians misses n - 1), and the
+    time span."""
+    steps = np.diff(t)
+    median = float(np.median(steps))
+    gaps = steps > 1.5 * median
+    return {"recording": len(t), "median_step": median, "gaps": int(gaps.sum()),
+            "dropped_frames": int(np.sum(np.round(steps[gaps] / median) - 1)),
+            "t_start": float(t[0]), "t_end": float(t[-1])}
 
 
 def energy(x: Array, k: float) -> Array:
@@ -436,7 +457,7 @@ def run_hnn_real(settings: RealSettings, seeds: Sequence[int], out_json: str | P
                      "variables": names,
                      "frames": {task: {"train": len(s["train"]["t"]), "test": len(s["test"]["t"]),
                                        "test_starts_at_t": float(s["test"]["t"][0])}
-                                for task, s in splits.items()} | {"recording": len(t)},
+                                for task, s in splits.items()} | frame_counts(t),
                      "notes": list(NOTES), "paper": PAPER},
         "reference_energy": ref,
         "environment": environment_info(),

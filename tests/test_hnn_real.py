@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.hnn_real import (RECORDING, TASKS, finite_differences, main, read_recording,
-                                  reference_energy, split_recording)
+from experiments.hnn_real import (RECORDING, TASKS, finite_differences, frame_counts, main,
+                                  read_recording, reference_energy, split_recording)
 from experiments.hnn_table import rollout
 from models.hnn import DissipativeHNN, HNNConfig, build_hamiltonian_model
 from models.hnn_training import fit
@@ -154,10 +154,16 @@ def test_shipped_recording_split_and_reference_energy():
     split = split_recording(t, x, 0.8, "central")
     assert len(split["train"]["t"]) == 444 and len(split["test"]["t"]) == 112
     assert split["train"]["t"].max() < split["test"]["t"].min()       # contiguous, later held out
+    frames = frame_counts(t)      # steps of 1/6, eight of 1/3 and two of 1/2
+    assert frames["gaps"] == 10 and frames["dropped_frames"] == 12
     ref = reference_energy(t, x)
     # The pendulum law with its decay: k = 2 g/l in the paper's scale, positive friction.
     assert 2.3 < ref["k"] < 2.6 and ref["r2_domega"] > 0.99
     assert ref["c"] > 0 and ref["energy_ratio"] < 0.5
+    # Forward differences lag half a step: a spurious friction of about dt a b / 2.
+    spurious = frames["median_step"] * ref["a"] * ref["b"] / 2
+    assert ref["c_forward"] > 5 * ref["c"]
+    assert abs(ref["c_forward"] - ref["c"] - spurious) < 0.2 * spurious
 
 
 def test_quick_experiment_writes_the_table_rows(tmp_path):
