@@ -1,5 +1,5 @@
 """Tests of the dissipative HNN (models/hnn.py) and experiments/hnn_real.py (a few seconds each;
-the end-to-end run about 15 s)."""
+the end-to-end run 10-25 s)."""
 from __future__ import annotations
 
 import json
