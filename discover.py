@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from data.loader import load_trajectories
@@ -90,27 +91,42 @@ def discover(args: DiscoverFlags) -> dict:
     rng = seed_everything(args.seed)
     net = TrainedModel(run_dir)
     ctx = build_context(args, data, chosen, rng, log)
+    noise = ", ".join(f"{n} {s:.2g}" for n, s in zip(data.names, np.sqrt(ctx.noise.variance)))
     log(f"{data.name}: {data.n_traj} trajectories, variables {data.names}"
         f"{' + ' + ', '.join(ctx.inputs.derived) if ctx.inputs.derived else ''}; run "
-        f"{run_dir.name}; backend {backend}; law threshold: conservation ratio <= "
-        f"{ctx.threshold:.2e} (generic function of the state: {ctx.baseline:.2e})")
+        f"{run_dir.name}; backend {backend}; library of {len(ctx.library)} terms; noise "
+        f"measured: {noise}; a law's within-trajectory variance may be at most "
+        f"{ctx.threshold:.3g}x what that noise gives it")
     equations, rejected, n_conserved = discover_laws(ctx, net)
     equations += discover_latent(ctx, net)
     return {"variables": data.names, "derived_inputs": {k: sp.sstr(v) for k, v in
                                                         ctx.inputs.derived.items()},
             "canonical": data.canonical, "backend": backend, "run": str(run_dir),
             "data": data.source, "n_conserved": n_conserved, "threshold": ctx.threshold,
+            "criterion": "mu: within-trajectory variance on held-out trajectories / the "
+                         "variance the measured noise gives it",
+            "noise_std": np.sqrt(ctx.noise.variance).tolist(),
+            "library": {"terms": len(ctx.library), "positive": ctx.props.positive,
+                        "positions": ctx.props.positions,
+                        "velocities": ctx.props.velocities},
+            "exact_directions": int((ctx.spectrum <= ctx.fitter.threshold).sum()),
+            "spectrum": ctx.spectrum[:10].tolist(),
             "baseline_ratio": ctx.baseline, "equations": equations, "rejected": rejected,
             "settings": asdict(args)}
 
 
 def print_table(name: str, entry: dict) -> None:
-    print(f"\n{name}: {entry['n_conserved']} independent conserved quantities "
+    print(f"\n{name}: {entry['n_conserved']} independent exactly conserved quantities "
           f"(backend {entry['backend']})")
-    print(f"  {'kind':<9} {'name':<6} {'cx':>3} {'ratio':>9}  expression")
+    print(f"  {'kind':<11} {'name':<5} {'cx':>3} {'ratio':>9} {'mu':>8}  expression")
     for eq in entry["equations"]:
-        print(f"  {eq['kind']:<9} {eq['name']:<6} {eq['complexity']:>3} "
-              f"{eq['conservation_ratio']:>9.2e}  {eq['expression']}")
+        mu = eq.get("mu")
+        mu = f"{mu:8.3g}" if isinstance(mu, float) and np.isfinite(mu) else f"{'-':>8}"
+        print(f"  {eq['kind']:<11} {eq['name']:<5} {eq['complexity']:>3} "
+              f"{eq['conservation_ratio']:>9.2e} {mu}  {eq['expression']}")
+    if any(eq["kind"] == "approximate" for eq in entry["equations"]):
+        print("  (approximate: conserved only approximately, beyond the noise floor: listed, "
+              "not counted)")
     for rej in entry["rejected"]:
         print(f"  rejected  {rej['name']:<6} {rej.get('expression', '')}: {rej['reason']}")
     if not entry["n_conserved"]:

@@ -164,7 +164,10 @@ class TrainedModel:
         self.dir = Path(run_dir)
         self.net, self.checkpoint = load_model(run_dir, device="cpu")
         cfg = self.net.config
-        self.energy_trained = (is_physics_aware(self.checkpoint.get("flags", {}))
+        # the energy head is trained when the run is physics-aware: through Hamilton's
+        # equations with canonical labels (energy_trained), on conservation alone without
+        self.energy_head_trained = is_physics_aware(self.checkpoint.get("flags", {}))
+        self.energy_trained = (self.energy_head_trained
                                and getattr(cfg, "q_idx", None) is not None)
         self.n_invariants = int(getattr(cfg, "n_invariants", 0) or 0)
 

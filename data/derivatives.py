@@ -8,28 +8,90 @@ from __future__ import annotations
 import numpy as np
 
 
+def _uniform(t: np.ndarray) -> bool:
+    steps = np.diff(t, axis=1)
+    return bool(np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0))
+
+
+def local_polynomial_weights(t: np.ndarray, window: int = 7, polyorder: int = 4
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights of a least-squares polynomial of degree `polyorder` through the `window`
+    observations around every time, on any (non-uniform) grid t (N, T).
+
+    Returns (index (N, T, w) of the observations each fit uses, value weights (N, T, w),
+    derivative weights (N, T, w)): value and d/dt of the fitted polynomial at each time are
+    the weighted sums of those observations. Near the ends the window is shifted inwards and
+    the polynomial evaluated at the point itself. The value weight at the point is the
+    diagonal of the fit's hat matrix.
+    """
+    n, T = t.shape
+    w = min(window, T)
+    order = min(polyorder, w - 1)
+    start = np.clip(np.arange(T) - w // 2, 0, T - w)                    # (T,)
+    idx = start[:, None] + np.arange(w)[None]                           # (T, w)
+    tau = t[:, idx] - t[:, :, None]                                     # (N, T, w)
+    scale = np.maximum(np.abs(tau).max(axis=-1, keepdims=True), 1e-300)
+    V = (tau / scale)[..., None] ** np.arange(order + 1)                # (N, T, w, order+1)
+    coef = np.linalg.pinv(V)                                            # (N, T, order+1, w)
+    deriv = coef[..., 1, :] / scale if order >= 1 else np.zeros_like(coef[..., 0, :])
+    return np.broadcast_to(idx, (n, T, w)), coef[..., 0, :], deriv
+
+
 def time_derivatives(states: np.ndarray, t: np.ndarray, window: int = 7,
                      polyorder: int = 4) -> np.ndarray:
     """Observed time derivatives of trajectories by finite differences.
 
-    states: (N, T, D); t: (N, T) or (T,). Returns (N, T, D). On a uniform time grid this is a
-    Savitzky-Golay derivative (local polynomial of degree `polyorder` over `window` points:
-    error O(dt^4) on clean data, and some smoothing of noise); on a non-uniform grid,
-    second-order central differences (numpy.gradient). No true derivatives are ever read.
+    states: (N, T, D); t: (N, T) or (T,). Returns (N, T, D). A local polynomial of degree
+    `polyorder` through `window` points (error O(dt^4) on clean data, and some smoothing of
+    noise): on a uniform grid the Savitzky-Golay filter, on a non-uniform one (dropped frames)
+    the same least-squares fit on the real times. No true derivatives are ever read.
     """
     from scipy.signal import savgol_filter
 
     states = np.asarray(states, dtype=np.float64)
     n, T, d = states.shape
     t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
-    steps = np.diff(t, axis=1)
-    if np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
-        window = min(window, T if T % 2 else T - 1)
-        polyorder = min(polyorder, window - 1)
-        if window >= 3:
-            return savgol_filter(states, window, polyorder, deriv=1, delta=steps[0, 0],
-                                 axis=1, mode="interp")
-    return np.stack([np.gradient(states[i], t[i], axis=0, edge_order=2) for i in range(n)])
+    window = min(window, T if T % 2 else T - 1)
+    if window < 3:
+        return np.stack([np.gradient(states[i], t[i], axis=0) for i in range(n)])
+    if _uniform(t):
+        return savgol_filter(states, window, min(polyorder, window - 1), deriv=1,
+                             delta=t[0, 1] - t[0, 0], axis=1, mode="interp")
+    idx, _, dw = local_polynomial_weights(t, window, polyorder)
+    rows = np.arange(n)[:, None, None]
+    return np.einsum("ntw,ntwd->ntd", dw, states[rows, idx])
+
+
+def observation_noise(states: np.ndarray, t: np.ndarray, window: int = 7,
+                      polyorder: int = 4) -> np.ndarray:
+    """Variance of the observation noise of each variable (D,), measured from the data.
+
+    What a local polynomial fit (degree `polyorder`, `window` points, the real times) leaves
+    over at each interior point is a projection residual: E r^2 = s^2 (1 - h) with h the
+    fit's hat-matrix diagonal, so s^2 = mean r^2 / mean (1 - h). On smooth noise-free data the
+    residual is the fit's truncation error, an upper bound of the numerical noise.
+    """
+    states = np.asarray(states, dtype=np.float64)
+    n, T, d = states.shape
+    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
+    window = min(window, T if T % 2 else T - 1)
+    polyorder = min(polyorder, window - 2)
+    if window < 3 or polyorder < 1:
+        return np.zeros(d)
+    half = window // 2
+    if _uniform(t):
+        from scipy.signal import savgol_coeffs, savgol_filter
+
+        resid = (states - savgol_filter(states, window, polyorder, axis=1))[:, half:T - half]
+        return np.mean(resid ** 2, axis=(0, 1)) / (1 - savgol_coeffs(window, polyorder)[half])
+    idx, vw, _ = local_polynomial_weights(t, window, polyorder)
+    rows = np.arange(n)[:, None, None]
+    inner = slice(half, T - half)
+    fitted = np.einsum("ntw,ntwd->ntd", vw[:, inner], states[rows, idx[:, inner]])
+    resid = states[:, inner] - fitted
+    centre = np.take_along_axis(vw[:, inner], np.full(vw[:, inner].shape[:2] + (1,), half),
+                                axis=-1)[..., 0]
+    return np.mean(resid ** 2, axis=(0, 1)) / np.mean(1 - centre)
 
 
 def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7,
@@ -39,7 +101,8 @@ def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7
     The noise variance s^2 of each variable is estimated from what a Savitzky-Golay smoother
     of the same window leaves over (a least-squares projection: E r^2 = s^2 (1 - h), h its
     central weight), then propagated through the derivative filter (s^2 * sum w^2). Clean,
-    smooth data give ~0. On a non-uniform grid returns zeros (no estimate).
+    smooth data give ~0. On a non-uniform grid the same with the local fits on the real times
+    (observation_noise, and the mean sum w^2 of their derivative weights).
     """
     from scipy.signal import savgol_coeffs, savgol_filter
 
@@ -49,8 +112,11 @@ def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7
     steps = np.diff(t, axis=1)
     window = min(window, T if T % 2 else T - 1)
     polyorder = min(polyorder, window - 2)
-    if window < 3 or polyorder < 1 or not np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
+    if window < 3 or polyorder < 1:
         return np.zeros(d)
+    if not np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
+        _, _, dw = local_polynomial_weights(t, window, polyorder)
+        return observation_noise(states, t, window, polyorder) * float(np.mean(np.sum(dw ** 2, -1)))
     half = window // 2
     smooth = savgol_filter(states, window, polyorder, axis=1)
     resid = (states - smooth)[:, half:T - half]

@@ -36,6 +36,26 @@ def complexity(expr: sp.Expr) -> int:
     return sum(1 for _ in sp.preorder_traversal(expr))
 
 
+def term_cost(expr: sp.Expr) -> int:
+    """How elaborate a library term is, for preferring the simplest exact basis: a monomial
+    costs its degree, a reciprocal one more than its power, a function (cos, log, sqrt, ...)
+    four plus its argument. So x^4 (4) is cheaper than cos(x) (5): of two exact laws with as
+    many terms, a polynomial beats a trig stand-in."""
+    if expr.is_Number:
+        return 0
+    if expr.is_Symbol:
+        return 1
+    if expr.is_Pow:
+        base, exp = expr.args
+        if exp.is_Integer:
+            k = int(exp)
+            return k * term_cost(base) if k > 0 else (-k) * term_cost(base) + 1
+        return 4 + term_cost(base)
+    if expr.is_Mul or expr.is_Add:
+        return sum(term_cost(a) for a in expr.args)
+    return 4 + sum(term_cost(a) for a in expr.args)
+
+
 def round_floats(expr: sp.Expr, digits: int = 4) -> sp.Expr:
     """Round every float in `expr` to `digits` significant digits (for display only)."""
     return expr.xreplace({f: sp.Float(float(f"{float(f):.{digits}g}"), 15)
@@ -80,18 +100,27 @@ def front_json(front: list[Candidate], chosen: Candidate | None, symbols) -> lis
             for c in front]
 
 
-def split_terms(expr: sp.Expr) -> list[sp.Expr] | None:
-    """a*f + b*g + c -> [f, g] (constants dropped), or None when expr is not such a sum."""
-    expanded = sp.expand(expr)
-    terms = []
-    for term in sp.Add.make_args(expanded):
+def linear_form(expr: sp.Expr) -> tuple[list[sp.Expr], np.ndarray] | None:
+    """a*f + b*g + c -> ([f, g], [a, b]) (constants dropped, terms in a fixed order), or None
+    when expr is not a sum of terms with numeric coefficients."""
+    coefs: dict[sp.Expr, float] = {}
+    for term in sp.Add.make_args(sp.expand(expr)):
         coeff, rest = term.as_coeff_Mul()
         if rest == 1:
             continue
         if rest.atoms(sp.Float):
             return None
-        terms.append(rest)
-    return sorted(set(terms), key=sp.default_sort_key) or None
+        coefs[rest] = coefs.get(rest, 0.0) + float(coeff)
+    if not coefs:
+        return None
+    terms = sorted(coefs, key=sp.default_sort_key)
+    return terms, np.array([coefs[t] for t in terms])
+
+
+def split_terms(expr: sp.Expr) -> list[sp.Expr] | None:
+    """a*f + b*g + c -> [f, g] (constants dropped), or None when expr is not such a sum."""
+    form = linear_form(expr)
+    return None if form is None else form[0]
 
 
 # ---------------------------------------------------------------------------- inputs and library
@@ -155,36 +184,6 @@ def make_inputs(names: list[str], canonical: list[str] | None) -> Inputs:
     return Inputs(list(names), symbols, derived, positions)
 
 
-def build_library(inputs: Inputs, degree: int | None = None) -> list[sp.Expr]:
-    """Feature library (no constant): monomials of the state variables up to `degree`
-    (3 for up to 4 variables, 2 above); for each derived distance d: d, 1/d, 1/d^2 and the
-    state variables divided by d; for up to 4 variables, cos and sin of each position."""
-    states = inputs.state_symbols
-    degree = degree or (3 if len(states) <= 4 else 2)
-    feats: list[sp.Expr] = []
-    for k in range(1, degree + 1):
-        for combo in itertools.combinations_with_replacement(states, k):
-            feats.append(sp.Mul(*combo))
-    for name in inputs.derived:
-        d = inputs.symbols[name]
-        feats += [d, 1 / d, 1 / d**2] + [s / d for s in states]
-    if inputs.positions and len(states) <= 4:
-        # angles are common coordinates (pendulums, rotors): periodic functions of positions
-        feats += [f(inputs.symbols[n]) for n in inputs.positions for f in (sp.cos, sp.sin)]
-    return feats
-
-
-def evaluate_exprs(exprs: list[sp.Expr], inputs: Inputs, states: np.ndarray) -> np.ndarray:
-    """Evaluate expressions (in input symbols) on (n, D) states -> (n, len(exprs))."""
-    values = inputs.evaluate(states)
-    syms = [inputs.symbols[n] for n in inputs.all_names]
-    out = np.empty((len(states), len(exprs)))
-    for j, e in enumerate(exprs):
-        fn = sp.lambdify(syms, e, "numpy")
-        out[:, j] = np.broadcast_to(np.asarray(fn(*values.T), dtype=np.float64), len(states))
-    return out
-
-
 def gradient_fn(expr: sp.Expr, inputs: Inputs):
     """Gradient w.r.t. the state variables, as a numpy function (n, D) -> (n, D)."""
     full = inputs.expand_derived(expr)
@@ -196,3 +195,32 @@ def gradient_fn(expr: sp.Expr, inputs: Inputs):
                                          len(states)) for f in fns], axis=1)
 
     return grad
+
+
+class CompiledTerms:
+    """Library terms as one numpy function of states (n, D) -> (n, F)."""
+
+    def __init__(self, exprs: list[sp.Expr], inputs: Inputs):
+        self.exprs = list(exprs)
+        self.inputs = inputs
+        full = [inputs.expand_derived(e) for e in self.exprs]
+        self._fn = sp.lambdify(inputs.state_symbols, full, "numpy")
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        states = np.asarray(states, dtype=np.float64)
+        shape = states.shape[:-1]
+        flat = states.reshape(-1, states.shape[-1])
+        with np.errstate(all="ignore"):
+            cols = self._fn(*flat.T)
+        out = np.column_stack([np.broadcast_to(np.asarray(c, dtype=np.float64), len(flat))
+                               for c in cols]) if cols else np.zeros((len(flat), 0))
+        return out.reshape(*shape, len(self.exprs))
+
+    def jacobian(self, states: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """d phi / d s by central differences: states (n, D), steps (D,) -> (n, F, D)."""
+        out = []
+        for d, h in enumerate(steps):
+            e = np.zeros(states.shape[-1])
+            e[d] = h
+            out.append((self(states + e) - self(states - e)) / (2 * h))
+        return np.stack(out, axis=-1)

@@ -1,14 +1,14 @@
 """Sparse regression: forward selection of library terms (with an intercept) fitting y.
 
-Exact and sub-second whenever the true terms are in the library (discovery.expressions
-.build_library); one candidate per number of terms.
+Exact and sub-second whenever the true terms are in the library (discovery/library.py);
+one candidate per number of terms.
 """
 from __future__ import annotations
 
 import numpy as np
 import sympy as sp
 
-from discovery.expressions import Candidate, evaluate_exprs
+from discovery.expressions import Candidate, CompiledTerms
 
 NAME = "sparse"
 
@@ -18,7 +18,7 @@ def usable() -> tuple[bool, str]:
 
 
 def front(states: np.ndarray, y: np.ndarray, inputs, settings) -> list[Candidate]:
-    features = evaluate_exprs(settings.library, inputs, states)
+    features = CompiledTerms(settings.library, inputs)(states)
     return forward_selection(features, y, settings.library, settings.max_terms)
 
 
