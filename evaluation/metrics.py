@@ -181,6 +181,22 @@ def expression_terms(expr: sp.Expr) -> dict[sp.Expr, float]:
     return {k: v for k, v in terms.items() if v != 0.0}
 
 
+def _set_aside_negligible(found: dict, known, discovered: sp.Expr, variables, states
+                          ) -> list[str]:
+    """Remove from `found` (in place) the terms not in `known` whose spread on the states is
+    below NEGLIGIBLE of the whole discovered expression's; returns them as text. Nothing is
+    set aside without states."""
+    negligible = []
+    if states is not None and variables is not None and found:
+        total = np.nanstd(evaluate_expression(discovered, variables, states))
+        for term in [t for t in found if t not in known]:
+            spread = np.nanstd(found[term] * evaluate_expression(term, variables, states))
+            if total > 0 and spread < NEGLIGIBLE * total:
+                negligible.append(sp.sstr(term))
+                del found[term]
+    return negligible
+
+
 def structure_match(discovered: sp.Expr, truth: sp.Expr, scale: float | None = None,
                     variables: list[str] | None = None, states: np.ndarray | None = None,
                     tol: float = STRUCTURE_TOL) -> dict:
@@ -197,14 +213,7 @@ def structure_match(discovered: sp.Expr, truth: sp.Expr, scale: float | None = N
     Returns {match, max_rel_error, scale, missing, extra, negligible, errors {term: error}}.
     """
     found, true = expression_terms(discovered), expression_terms(truth)
-    negligible = []
-    if states is not None and variables is not None and found:
-        total = np.nanstd(evaluate_expression(discovered, variables, states))
-        for term in [t for t in found if t not in true]:
-            spread = np.nanstd(found[term] * evaluate_expression(term, variables, states))
-            if total > 0 and spread < NEGLIGIBLE * total:
-                negligible.append(sp.sstr(term))
-                del found[term]
+    negligible = _set_aside_negligible(found, true, discovered, variables, states)
     missing = sorted(sp.sstr(t) for t in true if t not in found)
     extra = sorted(sp.sstr(t) for t in found if t not in true)
     shared = [t for t in true if t in found]
@@ -283,14 +292,7 @@ def combination_match(discovered: sp.Expr, basis: list[sp.Expr],
     true_terms = [canonical_terms(b) for b in basis]
     union = list(dict.fromkeys(t for terms in true_terms for t in terms))
     found = _align_inner_constants(canonical_terms(discovered), union, variables, states, tol)
-    negligible = []
-    if states is not None and variables is not None and found:
-        total = np.nanstd(evaluate_expression(discovered, variables, states))
-        for term in [t for t in found if t not in union]:
-            spread = np.nanstd(found[term] * evaluate_expression(term, variables, states))
-            if total > 0 and spread < NEGLIGIBLE * total:
-                negligible.append(sp.sstr(term))
-                del found[term]
+    negligible = _set_aside_negligible(found, union, discovered, variables, states)
     out = {"match": False, "max_rel_error": None, "coefficients": None, "missing": [],
            "extra": sorted(sp.sstr(t) for t in found if t not in union),
            "negligible": negligible, "errors": {}}
