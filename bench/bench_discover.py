@@ -4,6 +4,7 @@
     python bench/bench_discover.py --systems quartic toda --noise 0
     python bench/bench_discover.py --train-flags "--epochs 5" --discover-flags "--backend sparse"
     python bench/bench_discover.py --jobs 2 --results-dir /tmp/bench
+    python bench/bench_discover.py --score-only          # score the last run's entries again
 
 For each system (data/benchmark_systems.py) and noise level, exactly as a user would:
 `data/simulate.py` writes <results-dir>/bench_discover/data/<system>[-noise0.01].npz (1000
@@ -54,6 +55,9 @@ class BenchFlags:
     discover_flags: str = flag("", "extra flags appended to every discover.py command")
     jobs: int = flag(1, "systems run at the same time")
     timeout: float = flag(1800.0, "seconds one command may take before its row is failed")
+    score_only: bool = flag(False, "run nothing: score again the data and discovered entries "
+                                   "already in the work folder (times kept from the last "
+                                   "bench_discover.json)")
     results_dir: Path = flag(RESULTS_DIR, "results folder: bench_discover.json, and the work "
                                           "folder bench_discover/ (data, runs)")
     quiet: bool = flag(False, "no progress bar and no table")
@@ -76,14 +80,14 @@ def _run(cmd: list[str], timeout: float) -> tuple[float, str | None]:
     return seconds, (None if proc.returncode == 0 else _error_line(proc))
 
 
-def run_one(name: str, noise: float, args: BenchFlags) -> dict:
-    """Simulate, train, discover and score one system at one noise level -> its row."""
+def run_one(name: str, noise: float, args: BenchFlags, previous: dict | None = None) -> dict:
+    """Simulate, train, discover and score one system at one noise level -> its row
+    (with score_only: score what is there, keeping the `previous` row's times)."""
     py = sys.executable
     work = Path(args.results_dir) / "bench_discover"
     stem = f"{name}-noise{noise:g}" if noise > 0 else name
     data_file = work / "data" / f"{stem}.npz"
     job_dir = work / stem
-    shutil.rmtree(job_dir, ignore_errors=True)   # no stale run or entry can be scored
     own = ["--quiet", "--threads", "1", "--results-dir", str(job_dir)]
     commands = {
         "simulate": [py, "data/simulate.py", "--systems", name, "--n-traj", str(args.n_traj),
@@ -99,12 +103,17 @@ def run_one(name: str, noise: float, args: BenchFlags) -> dict:
            "spanned": None, "structure": None, "energy_exact": None, "false_laws": None,
            "approximate": None, "laws": [], "approximate_laws": [],
            "commands": {k: " ".join(shlex.quote(c) for c in v[1:]) for k, v in commands.items()}}
-    for stage, cmd in commands.items():
-        seconds, error = _run(cmd, args.timeout)
-        row[f"{stage}_s"] = round(seconds, 1)
-        if error:
-            row.update(failed=True, error=f"{stage}: {error}")
-            return row
+    if args.score_only:
+        row.update({k: (previous or {}).get(k) for k in ("simulate_s", "train_s",
+                                                          "discover_s")})
+    else:
+        shutil.rmtree(job_dir, ignore_errors=True)   # no stale run or entry can be scored
+        for stage, cmd in commands.items():
+            seconds, error = _run(cmd, args.timeout)
+            row[f"{stage}_s"] = round(seconds, 1)
+            if error:
+                row.update(failed=True, error=f"{stage}: {error}")
+                return row
     try:
         entry = (read_json(job_dir / "discovered_equations.json", {}) or {}).get(stem)
         if entry is None:
@@ -162,7 +171,8 @@ def summary(rows: list[dict], noise_levels: list[float]) -> dict:
     for noise in noise_levels:
         sel = [r for r in rows if r["noise"] == noise]
         out[f"noise {noise:g}"] = {"right": sum(r["right"] for r in sel), "rows": len(sel)}
-    times = [r.get("train_s", 0) + r.get("discover_s", 0) for r in rows if not r["failed"]]
+    times = [(r.get("train_s") or 0) + (r.get("discover_s") or 0) for r in rows
+             if not r["failed"]]
     out["max_train_plus_discover_s"] = max(times) if times else None
     return out
 
@@ -184,6 +194,8 @@ def main(argv=None) -> None:
         except ValueError as err:
             fail(f"{what} cannot be split into flags ({err})")
     out = Path(args.results_dir) / "bench_discover.json"
+    previous = {(r["system"], r["noise"]): r
+                for r in ((read_json(out, {}) or {}).get("rows") or [])} if args.score_only else {}
     jobs = [(name, noise) for noise in args.noise for name in args.systems]
     command = "python bench/bench_discover.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -211,7 +223,7 @@ def main(argv=None) -> None:
 
     def job(i: int) -> None:
         name, noise = jobs[i]
-        record(i, run_one(name, noise, args))
+        record(i, run_one(name, noise, args, previous.get((name, noise))))
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         list(pool.map(job, range(len(jobs))))

@@ -296,6 +296,11 @@ def test_bench_runs_a_system_and_scores_it(tmp_path, capsys):
                             and row["false_laws"] == 0)
     assert row["train_s"] > 0 and row["discover_s"] > 0
     assert "--n-traj 30" in row["commands"]["simulate"]
+    # scored again from the same files: the same verdict, the times of the run kept
+    assert cli(_bench().main)([*args, "--score-only"]) == 0
+    (again,) = json.loads((tmp_path / "bench_discover.json").read_text())["rows"]
+    assert {k: again[k] for k in ("right", "found_count", "laws", "train_s", "discover_s")} \
+        == {k: row[k] for k in ("right", "found_count", "laws", "train_s", "discover_s")}
 
 
 def test_bench_failed_command_is_a_failed_row(tmp_path, capsys):
