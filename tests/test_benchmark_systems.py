@@ -186,6 +186,16 @@ def test_scorer_trig_stand_in_for_x4(clean):
     assert law["ratio_clean"] < 1e-2                   # approximately conserved all the same
 
 
+def test_scorer_secant_stand_in_for_a_square(clean):
+    """The current method's energy for the 1:1 oscillator: 217.3/cos(0.0676 px) standing in
+    for px^2/2 (conserved to a ratio of 1e-6 where exact laws reach 1e-20)."""
+    s = score(clean, "oscillator-1to1", [
+        ("energy", "0.499638*py**2 + 0.780835*(x**2 + y**2) + 217.302/cos(0.067611*px)"),
+        ("invariant", "0.64*px*py + 1.0*x*y"), ("invariant", "1.0*px*y - 1.0*py*x")])
+    assert not s["right"] and s["energy_exact"] is False and s["false_laws"] == 1
+    assert [law["false"] for law in s["laws"]] == [True, False, False]
+
+
 def test_scorer_missing_law(clean):
     s = score(clean, "oscillator-1to2", [("energy", "0.5*vx**2 + 0.5*vy**2 + 0.405*x**2"
                                                    " + 1.62*y**2"),
