@@ -51,7 +51,8 @@ class BenchFlags:
     noise: list[float] = flag(list(NOISE_LEVELS), "observation noise levels (0, 0.01 or both)")
     n_traj: int = flag(1000, "trajectories per simulated file")
     seed: int = flag(0, "seed of the simulation")
-    train_flags: str = flag("", "extra flags appended to every train.py command (quick runs)")
+    train_flags: str = flag("", "extra flags appended to every train.py command (quick runs; "
+                                "one flag alone is written --train-flags=--flag)")
     discover_flags: str = flag("", "extra flags appended to every discover.py command")
     jobs: int = flag(1, "systems run at the same time")
     timeout: float = flag(1800.0, "seconds one command may take before its row is failed")
