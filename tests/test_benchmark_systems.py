@@ -211,6 +211,18 @@ def test_scorer_false_law_and_wrong_count(clean):
     assert [law["false"] for law in s["laws"]] == [False, True]
 
 
+def test_scorer_false_laws_span_nothing(clean):
+    """The current method's three approximately conserved laws for the 4-species food web:
+    their gradients nearly span the true invariants' (all are nearly orthogonal to the flow),
+    but a false law finds no invariant."""
+    s = score(clean, "lotka-volterra-4", [("invariant", "-0.730979*x1 + 1.0*x3*x4"),
+                                          ("invariant", "-0.271313*x2*x4 + 1.0*x3*x4"),
+                                          ("invariant", "-0.246858*x2*x3 + 1.0*x3*x4"
+                                                        " + 0.593692*x3")])
+    assert s["false_laws"] == 3 and s["count_right"] and not s["right"]
+    assert s["unspanned"] == ["V", "W1", "W2"]
+
+
 def test_scorer_wrong_count_alone(clean):
     s = score(clean, "quartic", [("energy", QUARTIC_E)], n=2)
     assert not s["right"] and not s["count_right"] and s["spanned"] and s["structure"]
