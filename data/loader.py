@@ -24,8 +24,15 @@ import numpy as np
 
 from utils import DATA_DIR, UsageError
 
-# Names of the built-in simulators (data/simulate.py registers exactly these).
-BUILTIN_SYSTEMS = ("projectile", "spring", "orbit", "pendulum", "two-body", "damped-spring")
+# Names of the built-in simulators (data/simulate.py registers exactly these): the core
+# systems, then the discovery benchmark's (data/benchmark_systems.py).
+CORE_SYSTEMS = ("projectile", "spring", "orbit", "pendulum", "two-body", "damped-spring")
+BENCHMARK_SYSTEMS = ("quartic", "oscillator-1to1", "oscillator-1to2", "oscillator-irrational",
+                     "coupled-oscillators", "lotka-volterra-2", "lotka-volterra-3",
+                     "lotka-volterra-4", "double-pendulum", "henon-heiles", "three-body",
+                     "magnetic", "morse", "toda", "damped-pendulum", "driven-oscillator",
+                     "random-walk")
+BUILTIN_SYSTEMS = CORE_SYSTEMS + BENCHMARK_SYSTEMS
 DEFAULT_SYSTEMS = ("projectile", "spring", "orbit")
 SPLITS = ("train", "val", "test")
 NPZ_KEYS = {"states", "t", "names", "canonical", "split", "meta"}

@@ -9,6 +9,8 @@ right-hand side, sampler of initial states, and the ground-truth invariants that
 evaluation code and the tests read). All trajectories of a system are solved by one scipy RK45 call on the stacked state; the
 trajectories whose own invariants drift more than the tolerance are solved again one at a
 time with tighter tolerances, so every trajectory meets it (see bench/bench_simulate.py).
+Motion that is not an autonomous ODE (the benchmark's random walk and driven oscillator,
+data/benchmark_systems.py) is drawn by the system's own `generate` instead.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.loader import BUILTIN_SYSTEMS, DEFAULT_SYSTEMS, default_split  # noqa: E402
+from data.benchmark_systems import BENCHMARK_SYSTEMS  # noqa: E402
 from data.systems import CORE_SYSTEMS, System  # noqa: E402
 from utils import (DATA_DIR, atomic_write_npz, cli, describe, fail, flag,  # noqa: E402
                    parse_flags, require_known, seed_everything)
@@ -41,7 +44,7 @@ RTOL, ATOL = 1e-10, 1e-12          # stacked solve
 RTOL_RETRY, ATOL_RETRY = 1e-12, 1e-14  # per-trajectory re-solve
 
 
-SYSTEMS: dict[str, System] = {s.name: s for s in CORE_SYSTEMS}
+SYSTEMS: dict[str, System] = {s.name: s for s in CORE_SYSTEMS + BENCHMARK_SYSTEMS}
 assert tuple(SYSTEMS) == BUILTIN_SYSTEMS, "data/loader.py BUILTIN_SYSTEMS is out of date"
 
 
@@ -118,7 +121,12 @@ def simulate(name: str, n_traj: int = 2000, steps: int | None = None, noise: flo
     split = default_split(n_traj, rng)
     t = np.linspace(0.0, system.t_end, steps)
     # No wall time goes into the file: the same seed must give the same bytes.
-    clean, info = integrate(system, x0, t, params, stacked=stacked)
+    if system.generate is not None:     # not an autonomous ODE: drawn, not solved
+        clean = system.generate(rng, x0, t, params)
+        info = {"method": "generated (System.generate)", "drift_tol": DRIFT_TOL,
+                "stacked": stacked, "resolved": 0}
+    else:
+        clean, info = integrate(system, x0, t, params, stacked=stacked)
     drift = relative_drift(system, clean, params)
     worst = {k: float(v.max()) for k, v in drift.items()}
     if any(v > DRIFT_TOL for v in worst.values()):

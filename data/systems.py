@@ -32,7 +32,10 @@ class System:
     simulator's tolerance. conserved: what the system really conserves (the damped spring's
     energy is listed in invariants but not here). exact: closed-form solution
     (x0 (N, D), t (T,), params) -> (N, T, D), where one exists. canonical: "q"/"p" per
-    variable, or None for a system without canonical coordinates.
+    variable, or None for a system without canonical coordinates. generate: for motion that
+    is not the solution of an autonomous ODE in the state (a random walk, an explicitly
+    time-dependent force), (rng, x0 (N, D), t (T,), params) -> states (N, T, D) drawn in place
+    of the RK45 solve; rhs is then None.
     """
 
     name: str
@@ -41,13 +44,14 @@ class System:
     params: dict
     t_end: float
     steps: int
-    rhs: Callable[[Array, dict], Array]
+    rhs: Callable[[Array, dict], Array] | None
     sample: Callable[[np.random.Generator, int, dict], Array]
     invariants: dict[str, str]
     checked: tuple[str, ...]
     conserved: tuple[str, ...]
     description: str
     exact: Callable[[Array, Array, dict], Array] | None = None
+    generate: Callable[[np.random.Generator, Array, Array, dict], Array] | None = None
 
     def invariant_expr(self, name: str, params: dict | None = None):
         """The sympy expression of invariant `name` in the state symbols (real), with the

@@ -181,6 +181,22 @@ def expression_terms(expr: sp.Expr) -> dict[sp.Expr, float]:
     return {k: v for k, v in terms.items() if v != 0.0}
 
 
+def _set_aside_negligible(found: dict, known, discovered: sp.Expr, variables, states
+                          ) -> list[str]:
+    """Remove from `found` (in place) the terms not in `known` whose spread on the states is
+    below NEGLIGIBLE of the whole discovered expression's; returns them as text. Nothing is
+    set aside without states."""
+    negligible = []
+    if states is not None and variables is not None and found:
+        total = np.nanstd(evaluate_expression(discovered, variables, states))
+        for term in [t for t in found if t not in known]:
+            spread = np.nanstd(found[term] * evaluate_expression(term, variables, states))
+            if total > 0 and spread < NEGLIGIBLE * total:
+                negligible.append(sp.sstr(term))
+                del found[term]
+    return negligible
+
+
 def structure_match(discovered: sp.Expr, truth: sp.Expr, scale: float | None = None,
                     variables: list[str] | None = None, states: np.ndarray | None = None,
                     tol: float = STRUCTURE_TOL) -> dict:
@@ -197,14 +213,7 @@ def structure_match(discovered: sp.Expr, truth: sp.Expr, scale: float | None = N
     Returns {match, max_rel_error, scale, missing, extra, negligible, errors {term: error}}.
     """
     found, true = expression_terms(discovered), expression_terms(truth)
-    negligible = []
-    if states is not None and variables is not None and found:
-        total = np.nanstd(evaluate_expression(discovered, variables, states))
-        for term in [t for t in found if t not in true]:
-            spread = np.nanstd(found[term] * evaluate_expression(term, variables, states))
-            if total > 0 and spread < NEGLIGIBLE * total:
-                negligible.append(sp.sstr(term))
-                del found[term]
+    negligible = _set_aside_negligible(found, true, discovered, variables, states)
     missing = sorted(sp.sstr(t) for t in true if t not in found)
     extra = sorted(sp.sstr(t) for t in found if t not in true)
     shared = [t for t in true if t in found]
@@ -222,6 +231,108 @@ def structure_match(discovered: sp.Expr, truth: sp.Expr, scale: float | None = N
     match = (not missing and not extra and max_err is not None and max_err <= tol)
     return {"match": bool(match), "max_rel_error": max_err, "scale": scale, "missing": missing,
             "extra": extra, "negligible": negligible, "errors": errors}
+
+
+def canonical_terms(expr: sp.Expr) -> dict[sp.Expr, float]:
+    """expression_terms after the expansions that make equal functions look alike: products
+    and differences inside cos/sin (cos(a - b) -> cos a cos b + sin a sin b), exp of a sum
+    (a product of exps) and log of a product or power (log(x y^2) -> log x + 2 log y, taken
+    as valid: a log's argument is positive wherever the formula is used)."""
+    return expression_terms(sp.expand(expr, trig=True, log=True, force=True))
+
+
+def _align_inner_constants(found: dict, true_terms, variables, states, tol: float) -> dict:
+    """A found term that is a true term up to the constants inside it (exp(-1.2999 x) for
+    exp(-1.3 x)) is renamed to that true term: the same expression tree once every float is
+    a placeholder, and on the states the two differ by a median factor within tol."""
+    if states is None or variables is None:
+        return found
+    placeholder = sp.Symbol("_const")
+
+    def skeleton(term):
+        return term.xreplace({f: placeholder for f in term.atoms(sp.Float)})
+
+    by_skeleton: dict = {}
+    for term in true_terms:
+        if term.atoms(sp.Float):
+            by_skeleton.setdefault(skeleton(term), []).append(term)
+    out = {}
+    for term, coef in found.items():
+        target = term
+        if term not in true_terms and term.atoms(sp.Float):
+            for cand in by_skeleton.get(skeleton(term), []):
+                with np.errstate(all="ignore"):
+                    ratio = (evaluate_expression(term, variables, states)
+                             / evaluate_expression(cand, variables, states))
+                if np.nanmedian(np.abs(ratio - 1.0)) <= tol:
+                    target = cand
+                    break
+        out[target] = out.get(target, 0.0) + coef
+    return out
+
+
+def combination_match(discovered: sp.Expr, basis: list[sp.Expr],
+                      variables: list[str] | None = None, states: np.ndarray | None = None,
+                      tol: float = STRUCTURE_TOL) -> dict:
+    """Is `discovered` = sum_k c_k basis_k + const term by term (structure_match for a set of
+    true invariants, any of whose affine combinations is as true as each of them)?
+
+    Terms are compared after canonical_terms(); constants inside a term (exp(-a x)) are
+    matched within tol (_align_inner_constants). Every discovered term must be a term of some
+    basis invariant (else "extra"; with variables and states, one whose spread is below
+    NEGLIGIBLE of the whole is set aside as negligible, as in structure_match), and every
+    term of the combination that the discovered law lacks must cancel exactly (else
+    "missing"). The coefficients c minimise the largest relative coefficient error
+    |found_t - (G c)_t| / |found_t| over the discovered terms (a linear programme); the law
+    matches when that error is at most tol.
+    Returns {match, max_rel_error, coefficients, missing, extra, negligible, errors}.
+    """
+    from scipy.optimize import linprog
+
+    true_terms = [canonical_terms(b) for b in basis]
+    union = list(dict.fromkeys(t for terms in true_terms for t in terms))
+    found = _align_inner_constants(canonical_terms(discovered), union, variables, states, tol)
+    negligible = _set_aside_negligible(found, union, discovered, variables, states)
+    out = {"match": False, "max_rel_error": None, "coefficients": None, "missing": [],
+           "extra": sorted(sp.sstr(t) for t in found if t not in union),
+           "negligible": negligible, "errors": {}}
+    if out["extra"] or not found or not basis:
+        return out
+    shared = list(found)
+    absent = [t for t in union if t not in found]
+    G = np.array([[terms.get(t, 0.0) for terms in true_terms] for t in union])   # (terms, K)
+    F = np.array([found[t] for t in shared])
+    G_shared = np.array([[terms.get(t, 0.0) for terms in true_terms] for t in shared])
+    K = len(basis)
+    # variables (c_1..c_K, e): minimise e with |G_t c - F_t| <= e |F_t| on the found terms
+    # (rows divided by |F_t|) and G_t c = 0 on the absent ones (rows scaled to unit size)
+    rows = G_shared / np.abs(F)[:, None]
+    A_ub = np.block([[rows, -np.ones((len(F), 1))], [-rows, -np.ones((len(F), 1))]])
+    b_ub = np.concatenate([np.sign(F), -np.sign(F)])
+    A_eq = b_eq = None
+    if absent:
+        G_absent = np.array([[terms.get(t, 0.0) for terms in true_terms] for t in absent])
+        G_absent = G_absent / np.abs(G_absent).max(axis=1, keepdims=True)
+        A_eq = np.hstack([G_absent, np.zeros((len(absent), 1))])
+        b_eq = np.zeros(len(absent))
+    res = linprog(np.r_[np.zeros(K), 1.0], A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq,
+                  bounds=[(None, None)] * K + [(0, None)], method="highs")
+    if res.status != 0:
+        return out
+    c, err = res.x[:K], float(res.x[K])
+    fitted = G_shared @ c
+    out["coefficients"] = c.tolist()
+    out["max_rel_error"] = err
+    out["errors"] = {sp.sstr(t): float(abs(f - g) / abs(f)) for t, f, g in zip(shared, F, fitted)}
+    if err > tol:
+        # which terms the law would need: those a least-squares fit of the found ones asks for
+        lsq, *_ = np.linalg.lstsq(rows, np.sign(F), rcond=None)
+        need = G @ lsq
+        scale = np.abs(need).max() if len(need) else 0.0
+        out["missing"] = sorted(sp.sstr(t) for t, v in zip(union, need)
+                                if t not in found and abs(v) > NEGLIGIBLE * scale)
+    out["match"] = bool(err <= tol)
+    return out
 
 
 # ---------------------------------------------------------------------------- one equation

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from data import simulate as sim
-from data.loader import DEFAULT_SYSTEMS, load_trajectories
+from data.loader import CORE_SYSTEMS, DEFAULT_SYSTEMS, load_trajectories
 from data.derivatives import time_derivatives
 from utils import DATA_DIR, cli, parse_flags
 
@@ -50,10 +50,11 @@ def one_error_line(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory) -> Path:
-    """All six systems, made once by the CLI (in-process: the script's start-up is tested
-    in test_same_seed_gives_identical_bytes_and_another_seed_other_data)."""
+    """All six core systems, made once by the CLI (in-process: the script's start-up is
+    tested in test_same_seed_gives_identical_bytes_and_another_seed_other_data; the
+    benchmark's systems are tested in tests/test_benchmark_systems.py)."""
     out = tmp_path_factory.mktemp("sim")
-    assert run_main(["--systems", *sim.SYSTEMS, "--n-traj", N_TRAJ, "--seed", SEED,
+    assert run_main(["--systems", *CORE_SYSTEMS, "--n-traj", N_TRAJ, "--seed", SEED,
                      "--out", out, "--quiet"]) == 0
     return out
 
@@ -69,7 +70,7 @@ def invariant(name: str, key: str, states: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- file layout
 
-@pytest.mark.parametrize("name", list(sim.SYSTEMS))
+@pytest.mark.parametrize("name", CORE_SYSTEMS)
 def test_file_layout(sim_dir, name):
     system = sim.SYSTEMS[name]
     with np.load(sim_dir / f"{name}.npz", allow_pickle=False) as npz:
