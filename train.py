@@ -163,6 +163,21 @@ def check_resumable(cfg: TrainConfig, ckpt: dict, data_sha: str, path: Path) -> 
              "written")
 
 
+def check_scale(prep, source: str) -> None:
+    """The networks compute in float32: states, their rates of change and the energy scale
+    (about state x rate) must be representable there, or training ends in overflow."""
+    f32 = torch.finfo(torch.float32)
+    tensors = [prep.train, prep.train_dsdt, prep.state_std, prep.dsdt_std, prep.step_std]
+    if prep.val is not None:
+        tensors += [prep.val, prep.val_dsdt]
+    finite = all(bool(torch.isfinite(x).all()) for x in tensors)
+    if not finite or not (f32.tiny <= prep.energy_scale <= f32.max):
+        rate = float(prep.train_dsdt.abs().max()) if finite else float("inf")
+        fail(f"{source}: its values and rates of change (up to {rate:.3g} per time unit; "
+             f"energy scale {prep.energy_scale:.3g}) do not fit the float32 range the "
+             "networks compute in: rescale the data (values and rates of order 1 are best)")
+
+
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_text(run_dir / "metrics.jsonl",
                       "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
@@ -195,6 +210,7 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     np_rng = seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     prep = prepare(data, device)
+    check_scale(prep, data.source)
     run_info = {
         "flags": asdict(cfg), "run_dir": str(run_dir), "device": str(device), "threads": threads,
         "environment": environment_info(),

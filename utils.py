@@ -450,7 +450,8 @@ def check_output_dir(path: str | Path, what: str) -> Path:
         for folder in created:      # leave nothing behind (deepest first)
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        fail(f"{what} {path} is not writable ({err.strerror or type(err).__name__})")
+        fail(f"{what} {path} cannot be created or written to "
+             f"({err.strerror or type(err).__name__})")
     return path
 
 
