@@ -132,6 +132,17 @@ def merged_file(results_dir: Path) -> tuple[Path, dict]:
     return out, merged
 
 
+def merge_entry(results_dir: Path, key: str, entry: dict) -> Path:
+    """Add or replace one entry of <results-dir>/discovered_equations.json. The read-merge-
+    write holds an exclusive lock (utils.file_lock), so that discoveries of other systems
+    finishing at the same moment keep their entries."""
+    with file_lock(results_dir / "discovered_equations.json"):
+        out, merged = merged_file(results_dir)
+        merged[key] = entry
+        atomic_write_json(out, merged)
+    return out
+
+
 def choose_run(args: DiscoverFlags, data, key: str, results_dir: Path) -> Path:
     """The run to distil: --run, or the newest physics-aware run trained on exactly these data
     (runs.find_data_runs); its variables are checked against the data (one line naming the
@@ -162,10 +173,7 @@ def main(argv=None) -> None:
     args.run = str(run_dir)
     entry = discover(args)
     entry["seconds"] = round(time.perf_counter() - start, 1)
-    with file_lock(out):        # concurrent discoveries of other systems keep their entries
-        _, merged = merged_file(results_dir)
-        merged[key] = entry
-        atomic_write_json(out, merged)
+    merge_entry(results_dir, key, entry)
     # A run folder outside --results-dir is someone else's: it is read, never written.
     own = (results_dir / "runs").resolve() in run_dir.resolve().parents
     if own:
