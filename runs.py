@@ -229,14 +229,15 @@ def staged_run(run_dir: Path, resume_from: Path | None = None):
     """
     run_dir = Path(run_dir)
     stage = staging_dir(run_dir)
-    killed = killed_trainings(run_dir)
+    killed_trainings(run_dir)           # finishes a swap cut by a kill
+    killed = _leftovers(run_dir, STAGING)
     if resume_from is not None and Path(resume_from) != run_dir:
         Path(resume_from).rename(stage)
     elif resume_from is not None:
         shutil.copytree(run_dir, stage, symlinks=True)
-    for old in killed:
-        if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
+    for leftover in killed:
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
     stage.mkdir(parents=True, exist_ok=True)
     try:
         yield stage
