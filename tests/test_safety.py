@@ -171,6 +171,16 @@ def test_killed_training_leaves_the_run_as_it_was(pipe, tmp_path):
     assert not stage.exists() and (run_dir / "checkpoint.pt").exists()
 
 
+def test_a_run_outside_the_results_dir_is_only_read(pipe, tmp_path):
+    run_dir = pipe.run_dir("physics-aware")
+    before = checksums(run_dir)
+    ok("discover", ["--system", SYSTEM, "--run", run_dir, *DISCOVER, "--data-dir", pipe.data,
+                    "--results-dir", tmp_path])
+    assert checksums(run_dir) == before
+    entry = json.loads((tmp_path / "discovered_equations.json").read_text())[SYSTEM]
+    assert entry["run"] == str(run_dir) and entry["equations"]
+
+
 def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
