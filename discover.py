@@ -32,9 +32,11 @@ import sympy as sp
 from data.loader import load_trajectories
 from discovery import engines
 from discovery.search import build_context, discover_latent, discover_laws
-from runs import TrainedModel, discovery_run, find_runs
-from utils import (DATA_DIR, RESULTS_DIR, atomic_write_json, cli, describe, fail, flag,
-                   parse_flags, read_json, seed_everything, to_jsonable)
+from runs import (TrainedModel, check_run_fits, data_key, discovery_run, find_data_runs,
+                  find_runs)
+from utils import (DATA_DIR, RESULTS_DIR, atomic_write_json, check_output_dir,
+                   check_output_file, cli, describe, fail, file_lock, flag, parse_flags,
+                   read_json, seed_everything, to_jsonable)
 
 
 @dataclass
@@ -52,7 +54,9 @@ class DiscoverFlags:
     n_samples: int = flag(4000, "states sampled for fitting network outputs")
     latent_pcs: int = flag(2, "principal components of the latent to describe")
     seed: int = flag(0, "seed of the sampling and of the engines")
-    threads: int = flag(2, "threads of the Operon engine")
+    threads: int = flag(1, "threads of the Operon engine (more than 1 is faster, but then its "
+                           "Pareto fronts depend on thread timing: the seed no longer fixes "
+                           "them)")
     data_dir: str = flag(str(DATA_DIR), "folder of the built-in systems' .npz files")
     results_dir: str = flag(str(RESULTS_DIR), "results folder (runs/, discovered_equations.json)")
     quiet: bool = flag(False, "no progress lines and no table")
@@ -134,19 +138,66 @@ def print_table(name: str, entry: dict) -> None:
               "function of the state")
 
 
+def merged_file(results_dir: Path) -> tuple[Path, dict]:
+    """<results-dir>/discovered_equations.json and what it holds ({} when absent); one-line
+    errors when it cannot be written or is not a JSON object of entries."""
+    out = check_output_file(results_dir / "discovered_equations.json", "--results-dir:")
+    merged = read_json(out, {})
+    if not isinstance(merged, dict):
+        fail(f"{out} is not a JSON object of discovered entries (move it away and run again)")
+    return out, merged
+
+
+def merge_entry(results_dir: Path, key: str, entry: dict) -> Path:
+    """Add or replace one entry of <results-dir>/discovered_equations.json. The read-merge-
+    write holds an exclusive lock (utils.file_lock), so that discoveries of other systems
+    finishing at the same moment keep their entries."""
+    with file_lock(results_dir / "discovered_equations.json"):
+        out, merged = merged_file(results_dir)
+        merged[key] = entry
+        atomic_write_json(out, merged)
+    return out
+
+
+def choose_run(args: DiscoverFlags, data, key: str, results_dir: Path) -> Path:
+    """The run to distil: --run, or the newest physics-aware run trained on exactly these data
+    (runs.find_data_runs); its variables are checked against the data (one line naming the
+    mismatch)."""
+    if args.run:
+        run_dir = Path(args.run)
+        if not run_dir.is_dir():
+            fail(f"--run {run_dir} is not a folder (a run folder under <results-dir>/runs/)")
+    else:
+        run = discovery_run(find_data_runs(results_dir, key, data.source))
+        if run is None:
+            fail(f"no trained PhysicsNet run for '{key}' in {results_dir / 'runs'}: run "
+                 f"`python train.py --system {args.system}` first")
+        run_dir = run.dir
+    check_run_fits(run_dir, data.names)
+    return run_dir
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.perf_counter()
+    # Every input and output is checked before the long work starts.
+    data = load_trajectories(args.system, args.data_dir)
+    key = data_key(data.source, args.data_dir)
+    results_dir = check_output_dir(args.results_dir, "--results-dir")
+    out, _ = merged_file(results_dir)
+    run_dir = choose_run(args, data, key, results_dir)
+    args.run = str(run_dir)
     entry = discover(args)
     entry["seconds"] = round(time.perf_counter() - start, 1)
-    name = Path(entry["data"]).stem
-    out = Path(args.results_dir) / "discovered_equations.json"
-    merged = read_json(out, {}) or {}
-    merged[name] = entry
-    atomic_write_json(out, merged)
-    atomic_write_json(Path(entry["run"]) / "discovered.json", to_jsonable(entry))
+    merge_entry(results_dir, key, entry)
+    # A run folder outside --results-dir is someone else's: it is read, never written.
+    own = (results_dir / "runs").resolve() in run_dir.resolve().parents
+    if own:
+        atomic_write_json(run_dir / "discovered.json", to_jsonable(entry))
     if not args.quiet:
-        print_table(name, entry)
+        print_table(key, entry)
+        if not own:
+            print(f"(--run {run_dir} is outside {results_dir / 'runs'}: nothing written there)")
         print(f"\nwrote {out} ({entry['seconds']}s)")
 
 

@@ -29,8 +29,9 @@ from evaluation.metrics import FUNCTIONAL_DEGREE, MATCH_R2, STRUCTURE_TOL
 from evaluation.plots import plot_system
 from evaluation.report import print_report, rewrite_readme
 from evaluation.system import DRIFT_TARGET, check_inputs, evaluate_system
-from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, cli, describe,
-                   environment_info, fail, flag, parse_flags, read_json)
+from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, check_output_dir,
+                   UsageError, check_output_file, cli, describe, environment_info, fail, flag,
+                   parse_flags, read_json)
 
 
 @dataclass
@@ -73,22 +74,54 @@ def parse_args(argv: list[str] | None = None) -> EvaluateFlags:
     return args
 
 
-def evaluate(args: EvaluateFlags) -> dict:
-    """Run every evaluation; write metrics.json, plots and the dashboard file; return metrics."""
+def hnn_table_flags(args: EvaluateFlags) -> list[str]:
+    """experiments/hnn_table.py's command line from --hnn-table "FLAGS", with evaluate.py's
+    folders and --quiet; checked here (one line) before anything runs."""
+    from experiments import hnn_table
+
+    try:
+        flags = shlex.split(args.hnn_table)
+    except ValueError as err:
+        fail(f"--hnn-table {args.hnn_table!r}: cannot split into flags ({err})")
+    if "--results-dir" not in flags:
+        flags += ["--results-dir", args.results_dir]
+    if "--plots-dir" not in flags:
+        flags += ["--plots-dir", args.plots_dir]
+    if args.quiet and "--quiet" not in flags:
+        flags.append("--quiet")
+    try:
+        hnn_table.parse_args(flags)
+    except UsageError as err:
+        fail(f"--hnn-table: {err}")
+    return flags
+
+
+def check_outputs(args: EvaluateFlags) -> None:
+    """Every location evaluate writes must be usable before the long work starts."""
+    check_output_file(Path(args.results_dir) / "metrics.json", "--results-dir:")
+    check_output_dir(args.plots_dir, "--plots-dir")
+    check_output_file(args.dashboard_file, "--dashboard-file")
+
+
+def evaluate(args: EvaluateFlags, inputs=None) -> dict:
+    """Run every evaluation; write plots, metrics.json and the dashboard file (only once every
+    system has been evaluated, so a failure writes nothing); return the metrics."""
     log = (lambda *a: None) if args.quiet else print
     start = time.perf_counter()
-    inputs = check_inputs(args)          # bad input fails before anything is printed
+    if inputs is None:
+        inputs = check_inputs(args)      # bad input fails before anything is printed
+        check_outputs(args)
     log("evaluate.py " + json.dumps(asdict(args)))
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     results = []
-    for system, data, disc, runs in inputs:
+    for one in inputs:
         t0 = time.perf_counter()
-        res = evaluate_system(system, data, disc, runs, args, log)
-        res.metrics["plots"] = plot_system(res, Path(args.plots_dir), args)
+        res = evaluate_system(one, args, log)
         res.metrics["seconds"] = round(time.perf_counter() - t0, 1)
-        log(f"{data.name}: evaluated in {res.metrics['seconds']}s "
-            f"({len(res.metrics['plots'])} plots)")
+        log(f"{res.name}: evaluated in {res.metrics['seconds']}s")
         results.append(res)
+    for res in results:
+        res.metrics["plots"] = plot_system(res, Path(args.plots_dir), args)
     metrics = {"generated": generated, "settings": asdict(args),
                "environment": environment_info(),
                "definitions": {"structure_tolerance": STRUCTURE_TOL, "match_r2": MATCH_R2,
@@ -109,25 +142,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.readme:
         path = Path(args.results_dir) / "metrics.json"
+        check_output_file(args.readme_file, "--readme-file")
         metrics = read_json(path, None)
         if metrics is None:
             fail(f"no {path}: run `python evaluate.py --systems ...` first")
-        rewrite_readme(Path(args.readme_file), metrics)
+        rewrite_readme(Path(args.readme_file), metrics, path)
         if not args.quiet:
             print(f"rewrote the results section of {args.readme_file} from {path}")
         return
-    if args.hnn_table is not None:
+    # Everything is read and checked first: a bad input or output location is one line on
+    # stderr before the HNN table or any evaluation runs.
+    flags = hnn_table_flags(args) if args.hnn_table is not None else None
+    inputs = check_inputs(args)
+    check_outputs(args)
+    if flags is not None:
         from experiments import hnn_table
 
-        flags = shlex.split(args.hnn_table)
-        if "--results-dir" not in flags:
-            flags += ["--results-dir", args.results_dir]
-        if "--plots-dir" not in flags:
-            flags += ["--plots-dir", args.plots_dir]
-        if args.quiet and "--quiet" not in flags:
-            flags.append("--quiet")
         hnn_table.main(flags)
-    evaluate(args)
+    evaluate(args, inputs)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ A run folder is `<results-dir>/runs/<data>__<model>__<tag>__s<seed>/` holding co
 metrics.jsonl, checkpoint.pt and summary.json (written by train.py). discover.py and the
 evaluation code find runs here and read their models through `TrainedModel`.
 
+A run is tied to its data: `<data>` is the data key (data_key: the file's stem for a file in
+--data-dir, the stem plus a short hash of its resolved path for a file elsewhere, so that a
+user's other/spring.csv never lands in the built-in spring's runs), and runs are matched to a
+data file by the SHA-256 of its bytes recorded in config.json (find_data_runs).
+
     from runs import find_runs, TrainedModel
     run = pick_run(find_runs(Path("results"), "spring"), physics=True)
     model = TrainedModel(run.dir)
@@ -12,15 +17,31 @@ evaluation code find runs here and read their models through `TrainedModel`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from utils import fail, read_checkpoint, read_json
+from utils import fail, file_sha256, pid_alive, read_checkpoint, read_json
 
 PHYSICSNET = "physicsnet"
+
+
+def data_key(source: str | Path, data_dir: str | Path) -> str:
+    """The name a data file's runs and results are filed under: its stem for a file in
+    `data_dir` (the built-in systems and their noisy variants), else `<stem>-<first 8 hex of
+    the SHA-256 of its resolved path>`: two files of the same name in different folders never
+    share a run folder or an entry of discovered_equations.json."""
+    import hashlib
+
+    path = Path(source).resolve()
+    if path.parent == Path(data_dir).resolve():
+        return path.stem
+    return f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
 def run_name(system: str, model: str, tag: str, seed: int) -> str:
@@ -94,17 +115,55 @@ def read_run(run_dir: Path) -> Run | None:
     return Run(run_dir, config, read_json(run_dir / "summary.json"), ckpt.stat().st_mtime)
 
 
-def find_runs(results_dir: Path, data_name: str, model: str = PHYSICSNET) -> list[Run]:
-    """Every run of `model` on this data file that has a checkpoint, oldest first."""
+def find_runs(results_dir: Path, key: str, model: str = PHYSICSNET) -> list[Run]:
+    """Every run of `model` filed under the data key `key` that has a checkpoint, oldest
+    first."""
     runs = []
     for cfg_path in sorted((Path(results_dir) / "runs").glob("*/config.json")):
+        if cfg_path.parent.name.startswith("."):     # a training in progress or killed
+            continue
         run = read_run(cfg_path.parent)
         if run is None or run.model != model:
             continue
-        if run.config.get("data", {}).get("name") != data_name:
+        if run.config.get("data", {}).get("name") != key:
             continue
         runs.append(run)
     return sorted(runs, key=lambda r: (r.mtime, r.dir.name))
+
+
+def find_data_runs(results_dir: Path, key: str, source: str | Path,
+                   model: str = PHYSICSNET) -> list[Run]:
+    """find_runs, keeping the runs trained on exactly these bytes (SHA-256 in config.json);
+    one-line error when every run of the key was trained on another version of the file."""
+    runs = find_runs(results_dir, key, model)
+    if not runs:
+        return []
+    sha = file_sha256(source)
+    same = [r for r in runs if r.config.get("data", {}).get("sha256") == sha]
+    if not same:
+        fail(f"the runs of '{key}' in {Path(results_dir) / 'runs'} were trained on another "
+             f"version of {source} (its contents changed since): train again with "
+             f"`python train.py --system {source}`")
+    return same
+
+
+def check_run_fits(run_dir: str | Path, names: list[str]) -> dict:
+    """Fail with one line naming the mismatch unless the run's checkpoint was trained on data
+    with these variables (same number, same names, same order); returns the checkpoint."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        fail(f"no checkpoint in {run_dir}: train it with `python train.py --system ...` first")
+    ckpt = read_checkpoint(path)
+    trained = (ckpt.get("data") or {}).get("names") if isinstance(ckpt.get("data"), dict) else None
+    if not isinstance(trained, list):
+        fail(f"{path} does not record the variables it was trained on; train the run again")
+    if len(trained) != len(names):
+        fail(f"run {Path(run_dir).name} was trained on {len(trained)} variables {trained}, "
+             f"but the data have {len(names)}: {names}")
+    if [str(n) for n in trained] != list(names):
+        fail(f"run {Path(run_dir).name} was trained on the variables {trained}, but the data "
+             f"have {names}")
+    return ckpt
 
 
 def pick_run(runs: list[Run], physics: bool) -> Run | None:
@@ -124,6 +183,76 @@ def discovery_run(runs: list[Run]) -> Run | None:
     return max(runs, key=lambda r: (r.physics_aware, r.mtime))
 
 
+# ---------------------------------------------------------------------------- staging
+
+# A training writes into a private folder beside its run folder, `.<run>.staging-<pid>`, and
+# swaps it in only when it has finished: a run that fails, or is killed, leaves the previous
+# run folder exactly as it was. The pid in the name tells a killed training's folder (its pid
+# is gone) from one still running.
+STAGING, OLD = "staging", "old"
+
+
+def _leftovers(run_dir: Path, kind: str) -> list[Path]:
+    """`.<run>.<kind>-<pid>` folders of processes that are no longer alive, newest first."""
+    out = []
+    for path in run_dir.parent.glob(f".{run_dir.name}.{kind}-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)) and path.is_dir():
+            out.append(path)
+    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def killed_trainings(run_dir: Path) -> list[Path]:
+    """Staging folders of trainings of this run that were killed (or interrupted), newest
+    first, after finishing any swap that a kill cut between its two renames."""
+    run_dir = Path(run_dir)
+    for old in _leftovers(run_dir, OLD):
+        if run_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:                       # killed between its renames: the previous run comes back
+            old.rename(run_dir)
+    return [p for p in _leftovers(run_dir, STAGING) if (p / "checkpoint.pt").exists()]
+
+
+def staging_dir(run_dir: Path) -> Path:
+    return run_dir.parent / f".{run_dir.name}.{STAGING}-{os.getpid()}"
+
+
+@contextlib.contextmanager
+def staged_run(run_dir: Path, resume_from: Path | None = None):
+    """Yield the folder a training writes into; when the block ends normally that folder
+    replaces `run_dir`.
+
+    resume_from: None (a fresh run: an empty folder), `run_dir` (copied first), or a killed
+    training's staging folder (adopted). An exception removes the folder, leaving `run_dir`
+    as it was; Ctrl-C keeps it, so that `--resume` continues from where it stopped.
+    """
+    run_dir = Path(run_dir)
+    stage = staging_dir(run_dir)
+    killed_trainings(run_dir)           # finishes a swap cut by a kill
+    killed = _leftovers(run_dir, STAGING)
+    if resume_from is not None and Path(resume_from) != run_dir:
+        Path(resume_from).rename(stage)
+    elif resume_from is not None:
+        shutil.copytree(run_dir, stage, symlinks=True)
+    for leftover in killed:
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        yield stage
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    old = run_dir.parent / f".{run_dir.name}.{OLD}-{os.getpid()}"
+    if run_dir.exists():
+        run_dir.rename(old)
+    stage.rename(run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------- trained models
 
 def load_model(run_dir: str | Path, device="cpu"):
@@ -138,19 +267,23 @@ def load_model(run_dir: str | Path, device="cpu"):
         fail(f"no checkpoint in {run_dir}: train it with `python train.py --system ...` first")
     ckpt = read_checkpoint(path, device)
     kind = ckpt.get("model_kind")
-    if kind == PHYSICSNET:
-        from models.physics_net import build_physics_net
+    try:
+        if kind == PHYSICSNET:
+            from models.physics_net import build_physics_net
 
-        model = build_physics_net(ckpt["model_config"])
-    elif kind in ("hnn", "baseline"):
-        from models.hnn import HNNConfig, build_hamiltonian_model
+            model = build_physics_net(ckpt["model_config"])
+        elif kind in ("hnn", "baseline"):
+            from models.hnn import HNNConfig, build_hamiltonian_model
 
-        extra = ckpt["model_config"]
-        model = build_hamiltonian_model(kind, HNNConfig(**extra["hnn"]), extra.get("q_idx"),
-                                        extra.get("p_idx"))
-    else:
-        fail(f"{path} holds an unknown model kind {kind!r}; train the run again")
-    model.load_state_dict(ckpt["model_state"])
+            extra = ckpt["model_config"]
+            model = build_hamiltonian_model(kind, HNNConfig(**extra["hnn"]), extra.get("q_idx"),
+                                            extra.get("p_idx"))
+        else:
+            fail(f"{path} holds an unknown model kind {kind!r}; train the run again")
+        model.load_state_dict(ckpt["model_state"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        fail(f"{path} does not hold a model this code can rebuild ({type(err).__name__}); "
+             "train the run again")
     return model.to(device).eval(), ckpt
 
 

@@ -9,9 +9,13 @@
     python train.py --system my_data.csv --epochs 50             # any trajectory file
     python train.py --system orbit --epochs 200 --resume         # continue a run
 
-Each run writes <results-dir>/runs/<system>__<model>__<tag>__s<seed>/ with config.json,
+Each run writes <results-dir>/runs/<data>__<model>__<tag>__s<seed>/ with config.json,
 metrics.jsonl (one line per epoch), checkpoint.pt (rebuilds the model with no flags, and
-resumes the run; written atomically every epoch) and summary.json.
+resumes the run; written atomically every epoch) and summary.json. <data> is the system name,
+or for a file outside --data-dir its stem plus a short hash of its path (runs.data_key). The
+run is written into a staging folder beside it (.<run>.staging-<pid>) that replaces the run
+folder only when training has finished: a run that fails or is killed leaves the previous run
+folder as it was, and --resume continues a killed (or Ctrl-C'd) run from its staging folder.
 
 This script never reads ground truth: it sees the observed states, times, variable names and
 the canonical q/p labels of the file (data/loader.py drops truth_* arrays), nothing else.
@@ -20,7 +24,6 @@ The training itself lives in models/physics_training.py and models/hnn_training.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -35,10 +38,11 @@ from data.loader import load_trajectories
 from models.hnn_training import train_hamiltonian
 from models.physics_net import MODEL_KIND
 from models.physics_training import evaluate_physics, prepare, train_physics
-from runs import run_name
+from runs import data_key, killed_trainings, run_name, staged_run
 from utils import (DATA_DIR, RESULTS_DIR, atomic_torch_save, atomic_write_json,
-                   atomic_write_text, cli, describe, environment_info, fail, flag, get_device,
-                   parse_flags, read_checkpoint, seed_everything, to_jsonable)
+                   atomic_write_text, check_output_dir, cli, describe, environment_info, fail,
+                   file_sha256, flag, get_device, parse_flags, read_checkpoint, seed_everything,
+                   to_jsonable)
 
 MODELS = (MODEL_KIND, "hnn", "baseline")
 # Flags that may differ between a run and its --resume (everything else must match).
@@ -142,14 +146,6 @@ def validate(cfg: TrainConfig) -> None:
         fail(f"--seed must be a non-negative integer, got {cfg.seed}")
 
 
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_resumable(cfg: TrainConfig, ckpt: dict, data_sha: str, path: Path) -> None:
     saved = ckpt.get("flags", {})
     for f in fields(TrainConfig):
@@ -161,8 +157,25 @@ def check_resumable(cfg: TrainConfig, ckpt: dict, data_sha: str, path: Path) -> 
         if saved[f.name] != getattr(cfg, f.name):
             fail(f"--resume: --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r} differs from "
                  f"the run's {saved[f.name]!r} in {path} (resume with the same flags)")
-    if ckpt["data"]["sha256"] != data_sha:
-        fail(f"--resume: the data file {ckpt['data']['path']} changed since {path} was written")
+    trained_on = ckpt.get("data") if isinstance(ckpt.get("data"), dict) else {}
+    if trained_on.get("sha256") != data_sha:
+        fail(f"--resume: the data file {trained_on.get('path')} changed since {path} was "
+             "written")
+
+
+def check_scale(prep, source: str) -> None:
+    """The networks compute in float32: states, their rates of change and the energy scale
+    (about state x rate) must be representable there, or training ends in overflow."""
+    f32 = torch.finfo(torch.float32)
+    tensors = [prep.train, prep.train_dsdt, prep.state_std, prep.dsdt_std, prep.step_std]
+    if prep.val is not None:
+        tensors += [prep.val, prep.val_dsdt]
+    finite = all(bool(torch.isfinite(x).all()) for x in tensors)
+    if not finite or not (f32.tiny <= prep.energy_scale <= f32.max):
+        rate = float(prep.train_dsdt.abs().max()) if finite else float("inf")
+        fail(f"{source}: its values and rates of change (up to {rate:.3g} per time unit; "
+             f"energy scale {prep.energy_scale:.3g}) do not fit the float32 range the "
+             "networks compute in: rescale the data (values and rates of order 1 are best)")
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -178,11 +191,15 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     threads = cfg.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     data = load_trajectories(cfg.system, cfg.data_dir)
-    run_dir = Path(cfg.results_dir) / "runs" / run_name(data.name, cfg.model, cfg.tag, cfg.seed)
-    ckpt_path = run_dir / "checkpoint.pt"
-    data_sha = sha256(data.source)
-    ckpt = None
+    key = data_key(data.source, cfg.data_dir)
+    runs_dir = check_output_dir(Path(cfg.results_dir) / "runs", "--results-dir")
+    run_dir = runs_dir / run_name(key, cfg.model, cfg.tag, cfg.seed)
+    data_sha = file_sha256(data.source)
+    ckpt, resume_from = None, None
     if cfg.resume:
+        # a killed (or interrupted) training of this run is what --resume continues first
+        resume_from = next(iter(killed_trainings(run_dir)), None) or run_dir
+        ckpt_path = resume_from / "checkpoint.pt"
         if not ckpt_path.exists():
             fail(f"--resume: no checkpoint at {ckpt_path} (train without --resume first)")
         ckpt = read_checkpoint(ckpt_path)
@@ -193,11 +210,12 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     np_rng = seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     prep = prepare(data, device)
+    check_scale(prep, data.source)
     run_info = {
         "flags": asdict(cfg), "run_dir": str(run_dir), "device": str(device), "threads": threads,
         "environment": environment_info(),
         "data": {"path": str(Path(data.source).resolve()), "sha256": data_sha,
-                 "name": data.name, "names": data.names, "canonical": data.canonical,
+                 "name": key, "names": data.names, "canonical": data.canonical,
                  "n_traj": data.n_traj, "steps": int(data.states.shape[1]), "dim": data.dim,
                  "n_train": int(prep.train.shape[0]),
                  "n_val": 0 if prep.val is None else int(prep.val.shape[0])},
@@ -205,28 +223,34 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
                        "step_std": prep.step_std.tolist(), "dsdt_std": prep.dsdt_std.tolist(),
                        "energy_scale": prep.energy_scale},
     }
-    if not cfg.quiet:
-        print("train.py " + json.dumps(to_jsonable({**asdict(cfg), "run_dir": str(run_dir),
-                                                    "device": str(device), "threads": threads})))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", run_info)
+    with staged_run(run_dir, resume_from) as stage:
+        if not cfg.quiet:
+            print("train.py " + json.dumps(to_jsonable({**asdict(cfg), "run_dir": str(run_dir),
+                                                        "staging": str(stage),
+                                                        "device": str(device),
+                                                        "threads": threads})))
+        if ckpt is not None and ckpt.get("epoch", 0) < cfg.epochs:
+            # what discover.py found is about the model before this resume
+            (stage / "discovered.json").unlink(missing_ok=True)
+        atomic_write_json(stage / "config.json", run_info)
 
-    def save(checkpoint: dict | None, rows: list[dict]) -> None:
-        if checkpoint is not None:
-            atomic_torch_save(ckpt_path, {**checkpoint, "data": run_info["data"],
-                                          "statistics": run_info["statistics"]})
-        write_metrics(run_dir, rows)
+        def save(checkpoint: dict | None, rows: list[dict]) -> None:
+            if checkpoint is not None:
+                atomic_torch_save(stage / "checkpoint.pt",
+                                  {**checkpoint, "data": run_info["data"],
+                                   "statistics": run_info["statistics"]})
+            write_metrics(stage, rows)
 
-    if cfg.model == MODEL_KIND:
-        model, rows = train_physics(cfg, prep, device, gen, np_rng, ckpt, save, run_dir.name)
-        full_val = ({} if prep.val is None else
-                    evaluate_physics(model, prep.val, prep.val_dsdt, cfg, prep, None))
-    else:
-        model, rows = train_hamiltonian(cfg, prep, device, gen, np_rng, ckpt, save)
-        full_val = {}
-    stats = summary(cfg, data.name, model, rows, full_val, device, threads, run_dir,
-                    time.perf_counter() - wall_start)
-    atomic_write_json(run_dir / "summary.json", stats)
+        if cfg.model == MODEL_KIND:
+            model, rows = train_physics(cfg, prep, device, gen, np_rng, ckpt, save, run_dir.name)
+            full_val = ({} if prep.val is None else
+                        evaluate_physics(model, prep.val, prep.val_dsdt, cfg, prep, None))
+        else:
+            model, rows = train_hamiltonian(cfg, prep, device, gen, np_rng, ckpt, save)
+            full_val = {}
+        stats = summary(cfg, key, model, rows, full_val, device, threads, run_dir,
+                        time.perf_counter() - wall_start)
+        atomic_write_json(stage / "summary.json", stats)
     print_summary(run_dir, stats)
     return model, stats
 

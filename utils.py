@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import io
 import json
 import os
@@ -273,10 +274,37 @@ def parse_expression(text: str, symbols: dict):
 
 # ---------------------------------------------------------------------------- atomic writers
 
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` alive (the writer of a temporary file or staging folder)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_tmp(folder: str | Path, name: str = "*") -> list[Path]:
+    """Delete the temporary files `.<name>.<pid>.<random>.tmp` that an atomic write killed
+    mid-way left in `folder` (those of processes that are no longer alive); returns them."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        parts = tmp.name[:-len(".tmp")].rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not pid_alive(int(parts[1])):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_tmp(path.parent, glob.escape(path.name))
+    # The writer's pid in the name lets a later write recognise the leftovers of a killed one.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
@@ -319,6 +347,10 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return _atomic_write(Path(path), lambda fh: fh.write(text.encode("utf-8")))
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
@@ -353,12 +385,18 @@ def atomic_torch_save(path: str | Path, obj: Any) -> Path:
 
 
 def read_checkpoint(path: str | Path, device: Any = "cpu") -> dict:
-    """torch.load of a checkpoint written by atomic_torch_save; a truncated or foreign file
-    is a one-line error, not a traceback."""
+    """torch.load of a checkpoint written by atomic_torch_save, with weights_only=True: tensors
+    and plain Python values only, so a crafted file cannot run code when it is read. A
+    truncated, foreign or crafted file is a one-line error, not a traceback."""
+    import pickle
+
     import torch
 
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        fail(f"refused to load the checkpoint {path}: it holds objects other than tensors and "
+             "plain values, which could run code (train the run again)")
     except Exception as exc:  # unpickling raises many types; all mean "not our checkpoint"
         fail(f"cannot read the checkpoint {path} ({type(exc).__name__}); train the run again")
     if not isinstance(ckpt, dict):
@@ -367,16 +405,100 @@ def read_checkpoint(path: str | Path, device: Any = "cpu") -> dict:
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
+    """The JSON in `path`, `default` when it does not exist; one-line error when it is not
+    readable JSON (a folder, bytes that are not UTF-8, a syntax error)."""
     path = Path(path)
     if not path.exists():
         return default
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         fail(f"{path} is not valid JSON ({err})")
+    except UnicodeDecodeError:
+        fail(f"{path} is not valid JSON (not UTF-8 text)")
+    except RecursionError:
+        fail(f"{path} is not usable JSON (nested too deeply)")
+    except OSError as err:
+        fail(f"cannot read {path} ({err.strerror or type(err).__name__})")
+
+
+# ---------------------------------------------------------------------------- output locations
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Fail with one line unless `path` is (or can be made) a folder we can write files in.
+
+    Called before any long computation, so that an unusable --results-dir, --plots-dir or
+    --out is reported before the work, not after it. Creates the folder (as the script would
+    later); a probe file is written and removed. `what` names it in the message (a flag).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        fail(f"{what} {path} is a file, not a folder")
+    created = []
+    probe_parent = path
+    while not probe_parent.exists():
+        created.append(probe_parent)
+        probe_parent = probe_parent.parent
+    if not probe_parent.is_dir():
+        fail(f"{what} {path}: {probe_parent} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        for folder in created:      # leave nothing behind (deepest first)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        fail(f"{what} {path} cannot be created or written to "
+             f"({err.strerror or type(err).__name__})")
+    return path
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """Fail with one line unless a file can be (atomically) written at `path`: it must not be
+    a folder, and its folder must be writable (check_output_dir)."""
+    path = Path(path)
+    if path.is_dir():
+        fail(f"{what} {path} is a folder, not a file")
+    if path.name in ("", ".", ".."):
+        fail(f"{what} {path} does not name a file")
+    check_output_dir(path.parent, f"{what} {path}: its folder")
+    return path
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path):
+    """Hold an exclusive lock on `path` (a lock file `.<name>.lock` beside it) for the duration
+    of a read-merge-write, so that two processes updating the same file cannot drop each
+    other's entries. fcntl.flock: released by the kernel if the holder dies."""
+    import fcntl
+
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        fail(f"cannot lock {path} ({err.strerror or type(err).__name__})")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)        # closing the descriptor releases the lock
 
 
 # ---------------------------------------------------------------------------- provenance
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (a run records the one of the data it was trained on)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 def git_commit() -> str | None:
     try:

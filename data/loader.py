@@ -16,13 +16,15 @@ Bad input raises DataError with a one-line message (a UsageError: the scripts ex
 from __future__ import annotations
 
 import json
+import keyword
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from utils import DATA_DIR, UsageError
+from utils import DATA_DIR, EXPRESSION_FUNCTIONS, UsageError
 
 # Names of the built-in simulators (data/simulate.py registers exactly these): the core
 # systems, then the discovery benchmark's (data/benchmark_systems.py).
@@ -35,6 +37,10 @@ BENCHMARK_SYSTEMS = ("quartic", "oscillator-1to1", "oscillator-1to2", "oscillato
 BUILTIN_SYSTEMS = CORE_SYSTEMS + BENCHMARK_SYSTEMS
 DEFAULT_SYSTEMS = ("projectile", "spring", "orbit")
 SPLITS = ("train", "val", "test")
+# Names a state variable may not have: the expression parser's functions and constants
+# (utils.parse_expression), where a variable of that name would be ambiguous.
+RESERVED_NAMES = frozenset(EXPRESSION_FUNCTIONS) | {"pi"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)     # the networks compute in float32
 NPZ_KEYS = {"states", "t", "names", "canonical", "split", "meta"}
 USER_SPLIT_SEED = 0  # user files without a split get a fixed 80/10/10 split by trajectory
 
@@ -129,15 +135,31 @@ def load_trajectories(system: str | Path, data_dir: str | Path | None = None,
 
 
 def _read_npz(path: Path, with_truth: bool) -> dict:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy renamed to .npz
+    if path.is_dir():
+        raise _err(str(path), "is a folder, not an .npz file")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic == b"\x93NUMPY":  # a bare .npy renamed to .npz
             raise _err(str(path), "holds a single .npy array, not an .npz archive of named "
                                   "arrays (save with np.savez(path, states=..., t=..., ...))")
-        with loaded as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise _err(str(path), f"cannot read as .npz ({type(err).__name__}: {err})") from None
+        raise _err(str(path), "cannot read as .npz: not a zip archive of .npy arrays (as "
+                              "np.savez writes it)")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as err:
+                    if "allow_pickle" in str(err):
+                        raise _err(str(path), f"cannot read as .npz: array '{key}' holds "
+                                              "Python objects, which are never unpickled "
+                                              "(save numbers and strings only)") from None
+                    raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise _err(str(path), f"cannot read as .npz ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'damaged'})") from None
     if not arrays:
         raise _err(str(path), "file holds no arrays")
     unknown = sorted(k for k in arrays if k not in NPZ_KEYS and not k.startswith("truth_"))
@@ -166,9 +188,15 @@ def _read_csv(path: Path) -> dict:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path)
+        # index_col=False: a first row with one field too many is an error, not an index
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, index_col=False)
     except pd.errors.EmptyDataError:
         raise _err(str(path), "file is empty") from None
+    except pd.errors.ParserWarning:
+        raise _err(str(path), "cannot parse CSV (a row has more fields than the header)") \
+            from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise _err(str(path), f"cannot parse CSV ({str(err).splitlines()[0]})") from None
     columns = [str(c).strip() for c in frame.columns]
@@ -233,6 +261,14 @@ def _validate(path: Path, raw: dict) -> Trajectories:
     if not np.isfinite(states).all():
         bad = int((~np.isfinite(states)).sum())
         raise _err(src, f"'states' holds {bad} NaN/inf value(s)")
+    largest = float(np.abs(states).max())
+    if largest > FLOAT32_MAX:
+        raise _err(src, f"'states' holds values up to {largest:.3g}, beyond float32's range "
+                        f"({FLOAT32_MAX:.3g}) that the networks compute in: rescale the data")
+    spread = np.ptp(states.reshape(-1, D), axis=0)
+    if not (spread > 0).any():
+        raise _err(src, "every state variable is constant over the whole file: nothing moves, "
+                        "so there is nothing to learn")
     if "t" not in raw:
         raise _err(src, "missing array 't' of shape (T,) or (n_traj, T)")
     t = np.asarray(raw["t"])
@@ -245,6 +281,8 @@ def _validate(path: Path, raw: dict) -> Trajectories:
         raise _err(src, f"'t' must have shape ({T},) or ({n}, {T}), got {t.shape}")
     if not np.isfinite(t).all():
         raise _err(src, "'t' holds NaN/inf values")
+    if float(np.abs(t).max()) > FLOAT32_MAX:
+        raise _err(src, f"'t' holds values beyond float32's range ({FLOAT32_MAX:.3g})")
     bad = np.flatnonzero((np.diff(t, axis=1) <= 0).any(axis=1))
     if bad.size:
         raise _err(src, f"times must be strictly increasing within every trajectory "
@@ -256,6 +294,10 @@ def _validate(path: Path, raw: dict) -> Trajectories:
         raise _err(src, f"'names' has {len(names)} entries but states have D = {D}")
     if len(set(names)) != D or any(not nm.isidentifier() for nm in names):
         raise _err(src, f"state names must be distinct identifiers, got {names}")
+    taken = [nm for nm in names if keyword.iskeyword(nm) or nm in RESERVED_NAMES]
+    if taken:
+        raise _err(src, f"state name(s) {taken} are Python keywords or names of functions "
+                        "and constants in formulas (sqrt, sin, pi, ...): rename them")
     canonical = raw.get("canonical")
     if canonical is not None:
         canonical = [str(x) for x in np.asarray(canonical).ravel()]

@@ -35,8 +35,8 @@ if __package__ in (None, ""):
 from data.loader import BUILTIN_SYSTEMS, DEFAULT_SYSTEMS, default_split  # noqa: E402
 from data.benchmark_systems import BENCHMARK_SYSTEMS  # noqa: E402
 from data.systems import CORE_SYSTEMS, System  # noqa: E402
-from utils import (DATA_DIR, atomic_write_npz, cli, describe, fail, flag,  # noqa: E402
-                   parse_flags, require_known, seed_everything)
+from utils import (DATA_DIR, atomic_write_npz, check_output_dir, cli, describe,  # noqa: E402
+                   fail, flag, parse_flags, require_known, seed_everything)
 
 Array = np.ndarray
 DRIFT_TOL = 1e-8
@@ -193,6 +193,7 @@ def main(argv=None) -> None:
     out = args.out or DATA_DIR
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
+    check_output_dir(out, "--out")      # before the simulations, not after them
     seed_everything(args.seed)
     for name in args.systems:
         # Each system draws from its own Generator(seed): adding a system to the command

@@ -5,6 +5,7 @@ along true and predicted trajectories, training losses, the latent space and Par
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from data.loader import Trajectories
 from evaluation.report import LOSS_TERMS
 from evaluation.system import SystemResult
+from utils import atomic_write_bytes
 
 
 def _plt():
@@ -51,8 +53,10 @@ def plot_system(res: SystemResult, plots_dir: Path, args) -> dict[str, str]:
         if fig is None:
             continue
         path = plots_dir / f"{res.name}_{kind}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
+        atomic_write_bytes(path, buffer.getvalue())   # a crash never leaves half a PNG
         out[kind] = str(path)
     return out
 

@@ -230,15 +230,25 @@ def readme_section(metrics: dict) -> str:
     return "\n".join(parts)
 
 
-def rewrite_readme(readme: Path, metrics: dict) -> Path:
-    if not readme.exists():
+def rewrite_readme(readme: Path, metrics: dict, source: Path | str = "metrics.json") -> Path:
+    """Replace the README's results section by readme_section(metrics); one-line errors for a
+    missing or unreadable README, missing markers, or a metrics file (`source`) that is not
+    one evaluate.py wrote."""
+    if not readme.is_file():
         fail(f"{readme} not found (the results section goes between the markers "
              f"{README_START} and {README_END})")
-    text = readme.read_text(encoding="utf-8")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        fail(f"cannot read {readme} ({getattr(err, 'strerror', None) or type(err).__name__})")
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < 0 or end < start:
         fail(f"{readme} lacks the markers {README_START} ... {README_END} (in that order): add "
              "them where the generated results should go")
-    new = (text[:start + len(README_START)] + "\n" + readme_section(metrics) + "\n"
-           + text[end:])
+    try:
+        section = readme_section(metrics)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        fail(f"{source} is not a metrics file written by evaluate.py ({type(err).__name__}: "
+             f"{str(err)[:80]}): run `python evaluate.py --systems ...` again")
+    new = text[:start + len(README_START)] + "\n" + section + "\n" + text[end:]
     return atomic_write_text(readme, new)

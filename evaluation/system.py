@@ -15,7 +15,7 @@ from data.loader import Trajectories, load_trajectories
 from evaluation.metrics import (affine_fit, assess_equation, evaluate_expression, parse_formula,
                                 relative_drift)
 from evaluation.truth import Truth, read_truth
-from runs import Run, TrainedModel, find_runs, pick_run
+from runs import Run, TrainedModel, check_run_fits, data_key, find_data_runs, pick_run
 from utils import fail, read_json
 
 DRIFT_TARGET = 10.0         # physics-aware drift must be at least this many times smaller
@@ -83,32 +83,98 @@ class Rollouts:
         return float(np.sqrt(np.nanmean(err ** 2)))
 
 
-def check_inputs(args) -> list[tuple[str, Trajectories, dict, list[Run]]]:
-    """Load every system's data, discovered equations and runs first, so that a missing
-    piece is reported (with the command that makes it) before any long computation."""
+@dataclass
+class Inputs:
+    """What evaluate_system needs of one system, all read and checked before the work."""
+
+    system: str                 # as given on the command line
+    key: str                    # its data key (runs.data_key): names its results and plots
+    data: Trajectories
+    truth: Truth
+    discovered: dict            # its entry of discovered_equations.json
+    runs: list[Run]
+
+
+def check_inputs(args) -> list[Inputs]:
+    """Load every system's data, truth, discovered equations and runs first, so that a bad or
+    missing piece is reported (with the command that makes it) before any long computation
+    and before anything is written."""
     results_dir = Path(args.results_dir)
     disc_path = results_dir / "discovered_equations.json"
     discovered = read_json(disc_path, None)
-    out = []
+    if discovered is not None and not isinstance(discovered, dict):
+        fail(f"{disc_path} is not a JSON object of discovered entries: run discover.py again")
+    out: list[Inputs] = []
     for system in args.systems:
         data = load_trajectories(system, args.data_dir, with_truth=True)
-        runs = find_runs(results_dir, data.name)
+        key = data_key(data.source, args.data_dir)
+        if key in [i.key for i in out]:
+            fail(f"--systems names the data '{key}' twice")
+        truth = read_truth(data)
+        T = data.states.shape[1]
+        if args.prefix >= T - 1:
+            fail(f"--prefix {args.prefix} leaves nothing to predict in {key} ({T} steps per "
+                 "trajectory)")
+        if not (len(data.indices("test")) or len(data.indices("val"))):
+            fail(f"{data.source}: its split holds no 'test' or 'val' trajectory to evaluate on")
+        runs = find_data_runs(results_dir, key, data.source)
         if not runs:
-            fail(f"no trained PhysicsNet run for '{data.name}' in {results_dir}/runs: run "
+            fail(f"no trained PhysicsNet run for '{key}' in {results_dir}/runs: run "
                  f"`python train.py --system {system} --tag physics-aware` and "
                  f"`python train.py --system {system} --energy-weight 0.0 --tag standard` first")
+        for run in runs:        # every checkpoint is read (safely) before the work
+            check_run_fits(run.dir, data.names)
         if discovered is None:
             fail(f"no {disc_path}: run `python discover.py --system {system}` first")
-        if data.name not in discovered:
-            fail(f"{disc_path} has no entry for '{data.name}': run "
+        if key not in discovered:
+            fail(f"{disc_path} has no entry for '{key}': run "
                  f"`python discover.py --system {system}` first")
-        disc = discovered[data.name]
-        if list(disc.get("variables") or []) != list(data.names):
-            fail(f"{disc_path}: the entry for '{data.name}' has variables "
-                 f"{disc.get('variables')} but the data has {data.names}: run "
-                 f"`python discover.py --system {system}` again")
-        out.append((system, data, disc, runs))
+        disc = discovered[key]
+        check_discovered(disc, data.names, f"{disc_path} ['{key}']", system)
+        out.append(Inputs(system, key, data, truth, disc, runs))
     return out
+
+
+def check_discovered(disc, names: list[str], where: str, system: str) -> None:
+    """Fail with one line unless a discovered entry has the fields the evaluation reads, of
+    the right types, and every formula in it parses (utils.parse_expression: no Python is
+    ever evaluated, so a crafted results file cannot run code)."""
+    again = f"run `python discover.py --system {system}` again"
+    if not isinstance(disc, dict):
+        fail(f"{where} is not an object: {again}")
+    if list(disc.get("variables") or []) != list(names):
+        fail(f"{where} has variables {str(disc.get('variables'))[:80]} but the data have "
+             f"{names}: {again}")
+    derived = disc.get("derived_inputs") or {}
+    if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
+        fail(f"{where}: derived_inputs must be an object of formula strings: {again}")
+    equations, rejected = disc.get("equations"), disc.get("rejected") or []
+    if not isinstance(equations, list) or not all(isinstance(e, dict) for e in equations):
+        fail(f"{where}: equations must be a list of objects: {again}")
+    if not isinstance(rejected, list) or not all(isinstance(r, dict) for r in rejected):
+        fail(f"{where}: rejected must be a list of objects: {again}")
+    number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    for field_name in ("n_conserved", "threshold", "baseline_ratio"):
+        if not number(disc.get(field_name)):
+            fail(f"{where}: {field_name} must be a number: {again}")
+    for k, eq in enumerate(equations):
+        label = f"{where} equation {k}"
+        if eq.get("kind") not in ("energy", "invariant", "latent") or not isinstance(
+                eq.get("name"), str) or not isinstance(eq.get("expression"), str):
+            fail(f"{label}: needs a kind (energy/invariant/latent), a name and an expression: "
+                 f"{again}")
+        if not (number(eq.get("complexity")) and number(eq.get("conservation_ratio"))):
+            fail(f"{label}: complexity and conservation_ratio must be numbers: {again}")
+        front = eq.get("pareto") or []
+        if not isinstance(front, list) or not all(
+                isinstance(f, dict) and number(f.get("complexity")) and number(f.get("loss"))
+                and f.get("complexity") is not None for f in front):
+            fail(f"{label}: pareto must be a list of objects with numeric complexity and loss: "
+                 f"{again}")
+        try:
+            parse_formula(eq["expression"], list(names), derived)
+        except ValueError as err:
+            fail(f"{label} ({eq['name']}): {err}"[:400])
 
 
 def held_out(data: Trajectories, truth: Truth, args, rng: np.random.Generator) -> Held:
@@ -117,9 +183,6 @@ def held_out(data: Trajectories, truth: Truth, args, rng: np.random.Generator) -
         test = data.indices("val")
     test = test[:args.max_traj]
     T = data.states.shape[1]
-    if args.prefix >= T - 1:
-        fail(f"--prefix {args.prefix} leaves nothing to predict in {data.name} ({T} steps per "
-             "trajectory)")
     clean = truth.clean[test]                                       # (N, T, D)
     n_flat = clean.shape[0] * T
     sample_idx = np.sort(rng.choice(n_flat, size=min(20_000, n_flat), replace=False))
@@ -129,12 +192,12 @@ def held_out(data: Trajectories, truth: Truth, args, rng: np.random.Generator) -
                 np.where(scale > 0, scale, 1.0))
 
 
-def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run], args,
-                    log) -> SystemResult:
-    truth = read_truth(data)
+def evaluate_system(inputs: Inputs, args, log) -> SystemResult:
+    system, data, disc, runs, truth = (inputs.system, inputs.data, inputs.discovered,
+                                       inputs.runs, inputs.truth)
     rng = np.random.default_rng(args.seed)
     held = held_out(data, truth, args, rng)
-    res = SystemResult(data.name, {}, data, truth, held.test, discovered=disc)
+    res = SystemResult(inputs.key, {}, data, truth, held.test, discovered=disc)
 
     # 1. discovered equations vs truth
     equations = [assess_equation(eq, disc, truth, held.clean, held.truth, held.sample_idx)
@@ -145,7 +208,7 @@ def evaluate_system(system: str, data: Trajectories, disc: dict, runs: list[Run]
     for kind, run, cmd in (("standard", std_run, "--energy-weight 0.0 --tag standard"),
                            ("physics", phys_run, "--tag physics-aware")):
         if run is None:
-            log(f"  {data.name}: no {kind} run; make one with "
+            log(f"  {inputs.key}: no {kind} run; make one with "
                 f"`python train.py --system {system} {cmd}`")
     rollouts = Rollouts(held)
     energy_fn, res.energy_label = drift_energy(truth, disc)

@@ -36,8 +36,9 @@ if __package__ in (None, ""):
 from data.simulate import SYSTEMS, integrate  # noqa: E402
 from models.hnn import HNN, HNNConfig, build_hamiltonian_model  # noqa: E402
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
-from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, cli, describe,  # noqa: E402
-                   environment_info, fail, flag, parse_flags, require_known)
+from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, check_output_dir,  # noqa: E402
+                   check_output_file, cli, describe, environment_info, fail, flag, parse_flags,
+                   require_known)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -663,20 +664,29 @@ class HNNTableFlags:
     quiet: bool = flag(False, "no per-run lines and no table")
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> HNNTableFlags:
+    """The flags, checked: every bad value is one line (UsageError), before anything runs."""
     args = parse_flags(HNNTableFlags, argv, describe(__doc__))
     require_known(args.tasks, TASKS, "task(s)")
     if args.steps is not None and args.steps < 1:
         fail(f"--steps must be at least 1, got {args.steps}")
     if args.threads < 1:
         fail(f"--threads must be at least 1, got {args.threads}")
+    if any(seed < 0 for seed in args.seeds):
+        fail(f"--seeds must be non-negative integers, got {args.seeds}")
     if args.average is not None and not 0 <= args.average < 1:
         fail(f"--average must be in [0, 1), got {args.average}")
     if args.noise is not None and not 0 <= args.noise < 1:
         fail(f"--noise must be in [0, 1), got {args.noise}")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     sub = "quick" if args.quick else ""
-    results_dir = args.results_dir or (RESULTS_DIR / sub)
-    plots_dir = args.plots_dir or (PLOTS_DIR / sub)
+    results_dir = check_output_dir(args.results_dir or (RESULTS_DIR / sub), "--results-dir")
+    check_output_file(Path(results_dir) / "hnn_table.json", "--results-dir:")
+    plots_dir = check_output_dir(args.plots_dir or (PLOTS_DIR / sub), "--plots-dir")
     overrides = {"engine": args.engine, "lr_schedule": args.lr_schedule}
     if args.noise is not None:
         overrides["noise"] = args.noise

@@ -129,7 +129,9 @@ def test_invariant_heads_and_non_canonical_files(data_dir, tmp_path):
     atomic_write_npz(path, **arrays)
     model, stats = run(data_dir, tmp_path, "--system", str(path), "--epochs", "2")
     assert model.config.q_idx is None and "train/hamiltonian" not in stats["final"]
-    assert (tmp_path / "runs" / "unlabelled__physicsnet__default__s0" / "checkpoint.pt").exists()
+    # a file outside --data-dir: its run folder carries a hash of its path (runs.data_key)
+    assert len(list((tmp_path / "runs").glob("unlabelled-*__physicsnet__default__s0/"
+                                             "checkpoint.pt"))) == 1
 
 
 @pytest.mark.parametrize("kind", ["hnn", "baseline"])
@@ -205,9 +207,11 @@ def test_resume_after_kill_9(data_dir, tmp_path):
     straight = subprocess.run(base + ["--results-dir", str(tmp_path / "a")], env=env,
                               capture_output=True, text=True, timeout=120)
     assert straight.returncode == 0, straight.stderr
-    metrics = tmp_path / "b" / "runs" / "spring__physicsnet__default__s0" / "metrics.jsonl"
     proc = subprocess.Popen(base + ["--results-dir", str(tmp_path / "b")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # an unfinished run lives in its staging folder until it is swapped in (runs.staged_run)
+    metrics = (tmp_path / "b" / "runs" / f".spring__physicsnet__default__s0.staging-{proc.pid}"
+               / "metrics.jsonl")
     deadline = time.time() + 120
     while time.time() < deadline:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
@@ -217,6 +221,7 @@ def test_resume_after_kill_9(data_dir, tmp_path):
     proc.wait()
     done = len(metrics.read_text().splitlines())
     assert done < epochs, "the run finished before it could be killed"
+    assert not (tmp_path / "b" / "runs" / "spring__physicsnet__default__s0").exists()
     resumed = subprocess.run(base + ["--results-dir", str(tmp_path / "b"), "--resume"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
