@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from data.loader import load_trajectories
+from data.loader import Trajectories, load_trajectories
 from discovery import engines
 from discovery.search import build_context, discover_latent, discover_laws
-from runs import (TrainedModel, check_run_fits, data_key, discovery_run, find_data_runs,
-                  find_runs)
+from runs import TrainedModel, check_run_fits, data_key, discovery_run, find_data_runs
 from utils import (DATA_DIR, RESULTS_DIR, atomic_write_json, check_output_dir,
                    check_output_file, cli, describe, fail, file_lock, flag, parse_flags,
                    read_json, seed_everything, to_jsonable)
@@ -76,20 +75,10 @@ def parse_args(argv=None) -> DiscoverFlags:
     return args
 
 
-def discover(args: DiscoverFlags) -> dict:
-    """Run discovery for one system; returns its entry of discovered_equations.json."""
+def discover(args: DiscoverFlags, data: Trajectories, run_dir: Path) -> dict:
+    """Run discovery on one data file with its trained run (main checks both first); returns
+    its entry of discovered_equations.json."""
     log = (lambda *a: None) if args.quiet else print
-    data = load_trajectories(args.system, args.data_dir)
-    if args.run:
-        run_dir = Path(args.run)
-    else:
-        run = discovery_run(find_runs(Path(args.results_dir), data.name))
-        if run is None:
-            fail(f"no trained PhysicsNet run for '{data.name}' in {args.results_dir}/runs: run "
-                 f"`python train.py --system {args.system}` first")
-        run_dir = run.dir
-    if not (run_dir / "checkpoint.pt").exists():
-        fail(f"no checkpoint in {run_dir}: run `python train.py --system {args.system}` first")
     chosen = engines.resolve(args.backend, log)
     backend = "+".join(chosen)
     rng = seed_everything(args.seed)
@@ -128,6 +117,16 @@ def print_table(name: str, entry: dict) -> None:
         mu = f"{mu:8.3g}" if isinstance(mu, float) and np.isfinite(mu) else f"{'-':>8}"
         print(f"  {eq['kind']:<11} {eq['name']:<5} {eq['complexity']:>3} "
               f"{eq['conservation_ratio']:>9.2e} {mu}  {eq['expression']}")
+    for eq in entry["equations"]:
+        d = eq.get("decay")
+        if d:
+            kept = f", keeps {d['kept']:.1%} of it" if d.get("kept") is not None else ""
+            print(f"  {eq['name']} above its minimum: {d['start']:.4g} at the start, "
+                  f"{d['end']:.4g} at the end of the recording{kept}"
+                  + (f"; loss law {d['loss_law']} (explains {d['explained']:.1%} of the "
+                     "change)" if d.get("loss_law") else ""))
+        for term, (value, err) in (eq.get("uncertainty") or {}).get("coefficients", {}).items():
+            print(f"    coefficient of {term}: {value:.5g} +- {err:.2g}")
     if any(eq["kind"] == "approximate" for eq in entry["equations"]):
         print("  (approximate: conserved only approximately, beyond the noise floor: listed, "
               "not counted)")
@@ -187,7 +186,7 @@ def main(argv=None) -> None:
     out, _ = merged_file(results_dir)
     run_dir = choose_run(args, data, key, results_dir)
     args.run = str(run_dir)
-    entry = discover(args)
+    entry = discover(args, data, run_dir)
     entry["seconds"] = round(time.perf_counter() - start, 1)
     merge_entry(results_dir, key, entry)
     # A run folder outside --results-dir is someone else's: it is read, never written.

@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -84,8 +84,11 @@ class TrainConfig:
     energy_ema: float = flag(0.999, "decay of the moving averages of the energy head's and "
                                     "the conserved-quantity heads' weights that are saved and "
                                     "evaluated (0 = the last weights)")
-    n_invariants: int = flag(0, "extra conserved-quantity heads, independent of E_hat and of "
-                                "each other")
+    n_invariants: int | None = flag(None, "extra conserved-quantity heads, independent of "
+                                           "E_hat and of each other (default: 1 for data "
+                                           "without canonical q/p labels, whose conserved "
+                                           "quantities discovery then also distils from the "
+                                           "network; 0 with them)")
     invariant_weight: float = flag(1.0, "weight of the conserved-quantity heads' loss")
     invariant_products: float = flag(1.0, "conserved-quantity heads also read the pairwise "
                                           "products of the normalised state variables, times "
@@ -126,7 +129,7 @@ def validate(cfg: TrainConfig) -> None:
             fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
     if cfg.window < 2:
         fail(f"--window must be at least 2, got {cfg.window}")
-    if cfg.n_invariants < 0:
+    if cfg.n_invariants is not None and cfg.n_invariants < 0:
         fail(f"--n-invariants must be >= 0, got {cfg.n_invariants}")
     for name in ("alpha", "beta", "gamma", "hamiltonian_weight", "conservation_weight",
                  "invariant_weight", "invariant_products", "weight_decay"):
@@ -191,6 +194,8 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     threads = cfg.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     data = load_trajectories(cfg.system, cfg.data_dir)
+    if cfg.n_invariants is None:
+        cfg = replace(cfg, n_invariants=0 if data.canonical_pairs() else 1)
     key = data_key(data.source, cfg.data_dir)
     runs_dir = check_output_dir(Path(cfg.results_dir) / "runs", "--results-dir")
     run_dir = runs_dir / run_name(key, cfg.model, cfg.tag, cfg.seed)

@@ -34,7 +34,8 @@ if __package__ in (None, ""):
 
 from data.loader import BENCHMARK_SYSTEMS  # noqa: E402
 from evaluation.benchmark import score_file  # noqa: E402
-from utils import (RESULTS_DIR, ROOT, atomic_write_json, cli, describe, environment_info,  # noqa: E402
+from runs import data_key  # noqa: E402
+from utils import (DATA_DIR, RESULTS_DIR, ROOT, atomic_write_json, cli, describe, environment_info,  # noqa: E402
                    fail, flag, parse_flags, read_json, require_known)
 
 NOISE_LEVELS = (0.0, 0.01)
@@ -116,9 +117,10 @@ def run_one(name: str, noise: float, args: BenchFlags, previous: dict | None = N
                 row.update(failed=True, error=f"{stage}: {error}")
                 return row
     try:
-        entry = (read_json(job_dir / "discovered_equations.json", {}) or {}).get(stem)
+        key = data_key(data_file, DATA_DIR)        # the name discover.py files it under
+        entry = (read_json(job_dir / "discovered_equations.json", {}) or {}).get(key)
         if entry is None:
-            raise ValueError(f"discover.py wrote no entry '{stem}'")
+            raise ValueError(f"discover.py wrote no entry '{key}'")
         score = score_file(entry, data_file)
     except Exception as err:  # a scoring failure is one failed row, never the whole run
         row.update(failed=True, error=f"score: {type(err).__name__}: {err}")

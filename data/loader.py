@@ -37,6 +37,13 @@ BENCHMARK_SYSTEMS = ("quartic", "oscillator-1to1", "oscillator-1to2", "oscillato
 BUILTIN_SYSTEMS = CORE_SYSTEMS + BENCHMARK_SYSTEMS
 DEFAULT_SYSTEMS = ("projectile", "spring", "orbit")
 SPLITS = ("train", "val", "test")
+# A file with fewer trajectories than this, each of at least MIN_WINDOWS * MIN_WINDOW steps,
+# is a recording (or a few): it is cut into windows of at least MIN_WINDOW steps, the last
+# HELD_OUT share of each recording held out.
+MIN_TRAJECTORIES = 8
+MIN_WINDOW = 16
+MIN_WINDOWS = 4
+HELD_OUT = 0.2
 # Names a state variable may not have: the expression parser's functions and constants
 # (utils.parse_expression), where a variable of that name would be ambiguous.
 RESERVED_NAMES = frozenset(EXPRESSION_FUNCTIONS) | {"pi"}
@@ -228,23 +235,23 @@ def _read_csv(path: Path) -> dict:
     if any(canonical) and not all(canonical):
         raise _err(str(path), "either every state column or none carries a ':q'/':p' label")
     groups = frame.groupby("trajectory", sort=True)
-    lengths = groups.size()
-    if lengths.nunique() != 1:
-        raise _err(str(path), f"trajectories have different lengths ({lengths.min()}-"
-                              f"{lengths.max()} rows); they must all have the same number of steps")
     # Rows keep their file order within a trajectory (no sorting by t): a file whose times go
     # backwards is reported, not silently reordered.
     states, times = [], []
     for _, g in groups:
         states.append(g[state_cols].to_numpy(np.float64))
         times.append(g["t"].to_numpy(np.float64))
-    return {"states": np.stack(states), "t": np.stack(times), "names": np.array(names),
-            "canonical": np.array(canonical) if all(canonical) else None,
-            "meta": {"format": "csv"}, "truth": {}}
+    raw = {"names": np.array(names), "canonical": np.array(canonical) if all(canonical) else None,
+           "meta": {"format": "csv"}, "truth": {}}
+    if len({len(x) for x in states}) == 1:
+        return {**raw, "states": np.stack(states), "t": np.stack(times)}
+    return {**raw, "recordings": list(zip(states, times))}
 
 
 def _validate(path: Path, raw: dict) -> Trajectories:
     src = str(path)
+    if "recordings" in raw or _is_recording(raw):
+        raw = _segment(src, raw)
     states = np.asarray(raw["states"])
     if states.dtype.kind not in "fiu":
         raise _err(src, f"'states' must be numeric, got dtype {states.dtype}")
@@ -253,7 +260,9 @@ def _validate(path: Path, raw: dict) -> Trajectories:
         raise _err(src, f"'states' must have shape (n_traj, T, D), got {states.shape}")
     n, T, D = states.shape
     if n < 2:
-        raise _err(src, f"need at least 2 trajectories, got {n}")
+        raise _err(src, f"need at least 2 trajectories, or a recording of at least "
+                        f"{MIN_WINDOWS * MIN_WINDOW} time steps to cut into windows, got {n} "
+                        f"trajectory of {T} steps")
     if T < 3:
         raise _err(src, f"need at least 3 time steps per trajectory, got {T}")
     if D < 1:
@@ -320,6 +329,84 @@ def _validate(path: Path, raw: dict) -> Trajectories:
         raise _err(src, "'meta' must be a JSON object")
     return Trajectories(name=path.stem, source=src, states=states, t=t, names=names,
                         canonical=canonical, split=split, meta=meta, truth=raw.get("truth", {}))
+
+
+# ---------------------------------------------------------------------------- recordings
+
+def _is_recording(raw: dict) -> bool:
+    """A file of few long trajectories (a recording, or a few of them) rather than many
+    trajectories: fewer than MIN_TRAJECTORIES, each long enough to be cut into windows."""
+    states = np.asarray(raw.get("states"))
+    if states.ndim != 3 or states.shape[0] >= MIN_TRAJECTORIES or "split" in raw:
+        return False
+    return states.shape[1] >= MIN_WINDOWS * MIN_WINDOW
+
+
+def _segment(src: str, raw: dict) -> dict:
+    """Cut each recording into contiguous windows of one length (chosen from the data: about
+    one period of its fastest oscillating variable), the later part of each recording held
+    out (its last HELD_OUT share of windows: validation, then test), as the Hamiltonian-NN
+    paper split its real pendulum. Times stay the recorded ones (dropped frames included)."""
+    if "recordings" in raw:
+        recordings = raw["recordings"]
+    else:
+        states, t = np.asarray(raw["states"]), np.asarray(raw.get("t"))
+        if t.ndim == 1:
+            t = np.broadcast_to(t, states.shape[:2])
+        recordings = [(states[i], t[i]) for i in range(len(states))]
+    lengths = [len(x) for x, _ in recordings]
+    if min(lengths) < MIN_WINDOWS * MIN_WINDOW:
+        raise _err(src, f"trajectories of different lengths ({min(lengths)}-{max(lengths)} rows) "
+                        f"are taken as recordings to cut into windows, and each needs at least "
+                        f"{MIN_WINDOWS * MIN_WINDOW} rows")
+    period = recording_period([np.asarray(x, dtype=np.float64) for x, _ in recordings])
+    window = int(np.clip(period, MIN_WINDOW, min(lengths) // MIN_WINDOWS))
+    states, times, split = [], [], []
+    for x, t in recordings:
+        n = len(x) // window
+        # at least two validation windows (conservation is measured between them) and a test
+        held = max(3, int(round(HELD_OUT * n)))
+        test = max(1, held // 3)
+        for k in range(n):
+            states.append(x[k * window:(k + 1) * window])
+            times.append(t[k * window:(k + 1) * window])
+            split.append("train" if k < n - held else "val" if k < n - test else "test")
+    meta = dict(raw.get("meta") or {})
+    meta["recording"] = {
+        "recordings": len(recordings), "frames": lengths, "period_frames": period,
+        "window": window, "windows": len(states),
+        "windows_by_split": {s: split.count(s) for s in SPLITS},
+        "unused_frames": int(sum(n % window for n in lengths))}
+    return {**{k: v for k, v in raw.items() if k != "recordings"}, "states": np.stack(states),
+            "t": np.stack(times), "split": np.array(split), "meta": meta}
+
+
+def recording_period(recordings: list[np.ndarray]) -> int:
+    """Frames per period of the fastest oscillating variable: twice the median spacing of its
+    crossings of its mean (a variable that never crosses it gives the whole length)."""
+    best = max(len(x) for x in recordings)
+    for d in range(recordings[0].shape[1]):
+        gaps = []
+        for x in recordings:
+            centred = x[:, d] - x[:, d].mean()
+            crossings = np.flatnonzero(np.diff(np.sign(centred)) != 0)
+            gaps += list(np.diff(crossings))
+        if len(gaps) >= 2:
+            best = min(best, int(round(2 * np.median(gaps))))
+    return best
+
+
+def describe_recording(meta: dict) -> str | None:
+    """One line on how a recording was cut into windows, or None for ordinary files."""
+    rec = meta.get("recording")
+    if not rec:
+        return None
+    parts = rec["windows_by_split"]
+    what = ("one recording" if rec["recordings"] == 1 else f"{rec['recordings']} recordings")
+    return (f"{what} of {'/'.join(map(str, rec['frames']))} frames cut into {rec['windows']} "
+            f"windows of {rec['window']} frames (about one period, {rec['period_frames']} "
+            f"frames): the first {parts['train']} train, the later {parts['val']} validation "
+            f"and {parts['test']} test; {rec['unused_frames']} frame(s) at the ends unused")
 
 
 def default_split(n: int, rng: np.random.Generator, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:

@@ -83,3 +83,32 @@ def refit_hamiltonian(grads: np.ndarray, q_idx, p_idx, derivs: np.ndarray,
     out = np.zeros(k)
     out[keep] = coef / norm
     return out
+
+
+def hamiltonian_pursuit(grads: np.ndarray, q_idx, p_idx, derivs: np.ndarray, max_terms: int
+                        ) -> list[tuple[list[int], np.ndarray]]:
+    """Energies straight from the data: orthogonal matching pursuit of the observed derivatives
+    (n, D) on the symplectic gradients of library terms (grads (n, F, D)), adding the term
+    that explains most of what is left each time. Returns [(term indices, coefficients)] for 1,
+    2, ... max_terms terms: H = sum c_j f_j with J grad H ~ ds/dt."""
+    n, F, D = grads.shape
+    scale = derivative_scale(derivs, [q_idx, p_idx])
+    A = np.moveaxis(symplectic(grads, q_idx, p_idx) / scale, 1, 2).reshape(-1, F)   # (n D, F)
+    b = (derivs / scale).reshape(-1)
+    ok = np.isfinite(A).all(axis=1)
+    A, b = A[ok], b[ok]
+    norm = np.sqrt(np.mean(A ** 2, axis=0))
+    usable = norm > 1e-12 * max(norm.max(), 1e-300)
+    An = np.where(usable, A / np.where(usable, norm, 1.0), 0.0)
+    chosen: list[int] = []
+    out = []
+    resid = b.copy()
+    for _ in range(min(max_terms, int(usable.sum()))):
+        score = np.abs(An.T @ resid)
+        score[chosen] = -1.0
+        score[~usable] = -1.0
+        chosen.append(int(np.argmax(score)))
+        coef, *_ = np.linalg.lstsq(An[:, chosen], b, rcond=None)
+        resid = b - An[:, chosen] @ coef
+        out.append((list(chosen), coef / norm[chosen]))
+    return out

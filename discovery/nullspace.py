@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from discovery.expressions import CompiledTerms
 
 # An exact law's within-trajectory variance is what noise gives it: mu ~ 1, up to the
 # sampling error of a variance over n_eff points (sqrt(2 / n_eff)) and the error of the noise

@@ -25,7 +25,8 @@ from discovery.engines import ENGINES, Settings
 from discovery.expressions import (Candidate, CompiledTerms, Inputs, complexity, front_json,
                                    linear_form, make_inputs, pareto, split_terms, term_cost,
                                    to_latex, to_text)
-from discovery.hamilton import hamiltonian_residual, refit_hamiltonian
+from discovery.dissipation import change_over_records, loss_law
+from discovery.hamilton import hamiltonian_pursuit, hamiltonian_residual, refit_hamiltonian
 from discovery.library import DataProperties, build_library, data_properties
 from discovery.nullspace import (LawFitter, NoiseModel, exact_laws, exact_threshold,
                                  functional_rank, law_gradients, law_score, select_independent)
@@ -103,6 +104,7 @@ class Context:
     noise: NoiseModel              # observation noise of each variable, measured from the data
     noise_var: np.ndarray          # (D,) variance observation noise adds to each derivative
     val_traj: np.ndarray           # (Nv, T, D) held-out trajectories
+    derivs: np.ndarray             # (N, T, D) observed derivatives of every trajectory
     threshold: float               # largest mu of an exact law on the held-out trajectories
     baseline: float                # conservation ratio of a generic library term
     engines: list[str]
@@ -177,7 +179,7 @@ def build_context(args, data: Trajectories, engines: list[str], rng: np.random.G
                    np.array([not e.atoms(sp.Function) for e in library]), rng, train_states,
                    bank, fitter, val_pairs[:, D:], fit_pairs[:, D:], noise,
                    derivative_noise_variance(data.states[tr], data.t[tr]), data.states[va],
-                   exact_threshold(nv * (T - 1)), baseline, engines, log)
+                   derivs, exact_threshold(nv * (T - 1)), baseline, engines, log)
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -270,14 +272,20 @@ def drop_constant(expr: sp.Expr) -> sp.Expr:
 
 def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws: list
                     ) -> tuple[Found | None, dict, list[dict]]:
-    """The energy: formulas for the network's energy head (and the library's exact laws), each
-    with its coefficients from conservation scaled by Hamilton's equations (or from Hamilton's
+    """The energy: formulas for the network's energy head, for the observed motion itself (a
+    pursuit of Hamilton's equations over the library) and the library's exact laws, each with
+    its coefficients from conservation scaled by Hamilton's equations (or from Hamilton's
     equations alone); the simplest that explains the observed motion and is exactly conserved.
     Returns (the law or None, its entry or the rejection, approximate entries)."""
     start = time.perf_counter()
     y = net.energy(ctx.train_states)
     front = distill(ctx, y, ctx.train_states)
-    candidates = with_term_dropped(front) + [
+    direct = [Candidate(combine([ctx.library[j] for j in idx], coef), float("nan"),
+                        "Hamilton's equations")
+              for idx, coef in hamiltonian_pursuit(ctx.bank.stack(ctx.library, "ham_fit"),
+                                                   q_idx, p_idx, ctx.fit_derivs,
+                                                   2 * ctx.args.max_terms)]
+    candidates = with_term_dropped(front) + with_term_dropped(direct) + [
         Candidate(law.expr, float("nan"), "library law") for law in library_laws]
     scored, seen = [], set()
     for cand in candidates:
@@ -287,7 +295,7 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
         if key in seen:
             continue
         seen.add(key)
-        for coef in energy_coefficients(ctx, terms, form is not None, q_idx, p_idx):
+        for how, coef in energy_coefficients(ctx, terms, form is not None, q_idx, p_idx):
             grad = law_gradients(coef, ctx.bank.stack(terms, "ham_val"))
             resid, floor, a = hamiltonian_residual(grad, q_idx, p_idx, ctx.val_derivs,
                                                    ctx.noise_var)
@@ -299,7 +307,8 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
             score, grads = score_terms(ctx, terms, coef)
             law = Found(combine(terms, coef), score, grads, cand.source, n_terms=len(terms),
                         cost=int(sum(term_cost(t) for t in terms)))
-            scored.append((cand, law, {"residual": resid, "floor": floor, "excess": excess}))
+            scored.append((cand, law, {"residual": resid, "floor": floor, "excess": excess,
+                                       "how": how, "terms": terms}))
     if not scored:
         return None, {"kind": "energy", "name": "E", "reason": "no candidate formula"}, []
     best = min(h["excess"] for _, _, h in scored)
@@ -327,27 +336,91 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
     if not law.exact:
         problems.append(not_exact_reason(ctx, law))
     entry["verification"]["passed"] = not problems
+    entry["uncertainty"] = energy_spread(ctx, ham, law, q_idx, p_idx)
     if problems:
-        approx = ([approximate_entry(ctx, law, "E~", cand.source)]
-                  if ham["excess"] <= MAX_UNEXPLAINED else [])
+        approx = []
+        if ham["excess"] <= MAX_UNEXPLAINED:
+            # it explains the motion but is not conserved: an energy that is lost (friction)
+            approx.append({**approximate_entry(ctx, law, "E~", cand.source),
+                           "decay": decay(ctx, law), "uncertainty": entry["uncertainty"]})
         return None, {**entry, "reason": "; ".join(problems)}, approx
     return law, entry, []
 
 
+def decay(ctx: Context, law: Found) -> dict:
+    """How an approximately conserved energy changes over each recording and the law of its
+    rate of change (discovery/dissipation.py), in terms of the library's and absolute-value
+    terms (|v|^3 for air drag)."""
+    compiled = CompiledTerms([law.expr], ctx.inputs)
+    values = compiled(ctx.data.states)[..., 0]                                    # (N, T)
+    flat = ctx.data.states.reshape(-1, ctx.data.dim)
+    box = ctx.rng.uniform(flat.min(0), flat.max(0), (20_000, ctx.data.dim))
+    lowest = compiled(np.concatenate([box, flat]))[:, 0]
+    out = change_over_records(values, ctx.data.meta, float(np.nanmin(lowest)))
+    syms = ctx.inputs.state_symbols
+    exprs = list(ctx.library) + [sp.Abs(v) ** 3 for v in syms] + [sp.Abs(v) * v for v in syms]
+    terms = CompiledTerms(exprs, ctx.inputs)(ctx.data.states)
+    fit = loss_law(values, terms, ctx.data.t, ctx.data.meta, exprs)
+    if fit is not None:
+        chosen = drop_constant(fit["chosen"].expr)
+        out.update({"loss_law": f"dE/dt = {to_text(chosen)}",
+                    "loss_law_latex": r"\dot E = " + to_latex(chosen, ctx.inputs.symbols),
+                    "explained": fit["explained"],
+                    "method": "E(t) - E(t0) fitted by integrals of library terms along each "
+                              "recording (forward selection)",
+                    "pareto": front_json(fit["front"], fit["chosen"], ctx.inputs.symbols)})
+    return out
+
+
+def steps(ctx: Context) -> np.ndarray:
+    """Finite-difference steps of each variable for term gradients."""
+    return ctx.bank.steps
+
+
+def energy_spread(ctx: Context, ham: dict, law: Found, q_idx, p_idx, folds: int = 5) -> dict:
+    """Uncertainty of the energy's coefficients: their spread (sample standard deviation) over
+    FOLDS disjoint parts of the training data, each refitted the way the reported ones were
+    (conservation scaled by Hamilton's equations, or Hamilton's equations alone)."""
+    terms = ham["terms"]
+    form = linear_form(law.expr)
+    if form is None or len(terms) < 1:
+        return {}
+    value = dict(zip(*form))
+    grads = ctx.bank.stack(terms, "ham_fit")
+    parts = np.array_split(ctx.rng.permutation(len(grads)), folds)
+    fit_parts = np.array_split(np.arange(ctx.bank.states["fit"].shape[0]), folds)
+    coefs = []
+    for part, traj in zip(parts, fit_parts):
+        if ham["how"] == "conservation":
+            fitter = LawFitter(ctx.bank.stack(terms, "fit")[traj],
+                               ctx.bank.stack(terms, "fit_grad"), ctx.noise)
+            coef, _ = fitter.best(list(range(len(terms))))
+        else:
+            coef = refit_hamiltonian(grads[part], q_idx, p_idx, ctx.fit_derivs[part])
+        g = law_gradients(coef, grads[part])
+        _, _, a = hamiltonian_residual(g, q_idx, p_idx, ctx.fit_derivs[part])
+        coefs.append(a * coef)
+    spread = np.std(np.array(coefs), axis=0, ddof=1)
+    return {"method": f"sample std of the coefficients refitted on {folds} disjoint parts of "
+                      "the training data",
+            "coefficients": {sp.sstr(t): [float(value.get(t, 0.0)), float(e)]
+                             for t, e in zip(terms, spread)}}
+
+
 def energy_coefficients(ctx: Context, terms: list[sp.Expr], linear: bool, q_idx, p_idx
-                        ) -> list[np.ndarray]:
+                        ) -> list[tuple[str, np.ndarray]]:
     """Coefficients of a candidate energy's terms: those that conserve it best on the training
     trajectories (exact where the terms allow), and those Hamilton's equations give (each to be
     scaled by Hamilton's equations). A formula that is not a sum of terms is one term."""
     if not linear:
-        return [np.ones(1)]
+        return [("as found", np.ones(1))]
     out = []
     if len(terms) >= 2:
         coef, _ = conserve(ctx, terms)
         if np.isfinite(coef).all() and np.abs(coef).sum() > 0:
-            out.append(coef)
-    out.append(refit_hamiltonian(ctx.bank.stack(terms, "ham_fit"), q_idx, p_idx,
-                                 ctx.fit_derivs))
+            out.append(("conservation", coef))
+    out.append(("hamilton", refit_hamiltonian(ctx.bank.stack(terms, "ham_fit"), q_idx, p_idx,
+                                              ctx.fit_derivs)))
     return out
 
 
@@ -483,7 +556,7 @@ def discover_laws(ctx: Context, net: TrainedModel) -> tuple[list[dict], list[dic
         if energy is not None:
             kept.append(energy)
             equations.append(entry)
-        else:
+        elif not approx:           # an energy that is only lost is reported as approximate
             rejected.append(entry)
     else:
         ctx.log("no trained energy head with canonical labels: energy not singled out")
