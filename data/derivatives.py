@@ -62,36 +62,46 @@ def time_derivatives(states: np.ndarray, t: np.ndarray, window: int = 7,
     return np.einsum("ntw,ntwd->ntd", dw, states[rows, idx])
 
 
-def observation_noise(states: np.ndarray, t: np.ndarray, window: int = 7,
-                      polyorder: int = 4) -> np.ndarray:
+# Local polynomial fits the noise is measured with: (points, degree). A higher degree leaves
+# less of a smooth signal's truncation error, never less of white noise.
+NOISE_FITS = ((7, 4), (9, 6), (11, 8))
+# Median of a chi-square variable with one degree of freedom: median(r^2) / this is the
+# variance of Gaussian r, robust to the few large residuals of sudden motion (close passes).
+CHI2_MEDIAN = 0.454936
+
+
+def observation_noise(states: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Variance of the observation noise of each variable (D,), measured from the data.
 
-    What a local polynomial fit (degree `polyorder`, `window` points, the real times) leaves
-    over at each interior point is a projection residual: E r^2 = s^2 (1 - h) with h the
-    fit's hat-matrix diagonal, so s^2 = mean r^2 / mean (1 - h). On smooth noise-free data the
-    residual is the fit's truncation error, an upper bound of the numerical noise.
+    What a local polynomial fit (the real times) leaves over at each interior point is a
+    projection residual: r^2 / (1 - h) (h the fit's hat-matrix diagonal) estimates s^2. Its
+    median (robust to isolated sudden motion) is taken for fits of rising degree
+    (NOISE_FITS), and the smallest kept: white noise gives the same at every degree, while the
+    truncation error of a smooth signal falls with it. On noise-free data what is left is the
+    numerical noise, or a bound on it.
     """
     states = np.asarray(states, dtype=np.float64)
     n, T, d = states.shape
     t = np.broadcast_to(np.asarray(t, dtype=np.float64), (n, T))
-    window = min(window, T if T % 2 else T - 1)
-    polyorder = min(polyorder, window - 2)
-    if window < 3 or polyorder < 1:
-        return np.zeros(d)
-    half = window // 2
-    if _uniform(t):
-        from scipy.signal import savgol_coeffs, savgol_filter
+    best = np.full(d, np.inf)
+    for window, polyorder in NOISE_FITS:
+        if window > T or window - polyorder < 3:
+            continue
+        half = window // 2
+        inner = slice(half, T - half)
+        if _uniform(t):
+            from scipy.signal import savgol_coeffs, savgol_filter
 
-        resid = (states - savgol_filter(states, window, polyorder, axis=1))[:, half:T - half]
-        return np.mean(resid ** 2, axis=(0, 1)) / (1 - savgol_coeffs(window, polyorder)[half])
-    idx, vw, _ = local_polynomial_weights(t, window, polyorder)
-    rows = np.arange(n)[:, None, None]
-    inner = slice(half, T - half)
-    fitted = np.einsum("ntw,ntwd->ntd", vw[:, inner], states[rows, idx[:, inner]])
-    resid = states[:, inner] - fitted
-    centre = np.take_along_axis(vw[:, inner], np.full(vw[:, inner].shape[:2] + (1,), half),
-                                axis=-1)[..., 0]
-    return np.mean(resid ** 2, axis=(0, 1)) / np.mean(1 - centre)
+            resid = (states - savgol_filter(states, window, polyorder, axis=1))[:, inner]
+            scaled = resid ** 2 / (1 - savgol_coeffs(window, polyorder)[half])
+        else:
+            idx, vw, _ = local_polynomial_weights(t, window, polyorder)
+            rows = np.arange(n)[:, None, None]
+            fitted = np.einsum("ntw,ntwd->ntd", vw[:, inner], states[rows, idx[:, inner]])
+            centre = vw[:, inner, half]
+            scaled = (states[:, inner] - fitted) ** 2 / (1 - centre)[..., None]
+        best = np.minimum(best, np.median(scaled.reshape(-1, d), axis=0) / CHI2_MEDIAN)
+    return np.where(np.isfinite(best), best, 0.0)
 
 
 def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7,
@@ -116,7 +126,7 @@ def derivative_noise_variance(states: np.ndarray, t: np.ndarray, window: int = 7
         return np.zeros(d)
     if not np.allclose(steps, steps[0, 0], rtol=1e-6, atol=0):
         _, _, dw = local_polynomial_weights(t, window, polyorder)
-        return observation_noise(states, t, window, polyorder) * float(np.mean(np.sum(dw ** 2, -1)))
+        return observation_noise(states, t) * float(np.mean(np.sum(dw ** 2, -1)))
     half = window // 2
     smooth = savgol_filter(states, window, polyorder, axis=1)
     resid = (states - smooth)[:, half:T - half]

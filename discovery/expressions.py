@@ -71,7 +71,15 @@ def to_latex(expr: sp.Expr, symbols: dict[str, sp.Symbol]) -> str:
     return sp.latex(round_floats(expr, 4), symbol_names=names)
 
 
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+         "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+         "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega"}
+
+
 def _latex_name(name: str) -> str:
+    base = re.fullmatch(r"([A-Za-z]+?)(\d*)", name)
+    if base and base.group(1) in GREEK:
+        return "\\" + base.group(1) + (f"_{{{base.group(2)}}}" if base.group(2) else "")
     m = re.fullmatch(r"([A-Za-z]+?)(\d+|[xyz])?", name)
     if m and m.group(2) and len(m.group(1)) <= 2:
         return f"{m.group(1)}_{{{m.group(2)}}}"

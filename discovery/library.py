@@ -121,3 +121,54 @@ def trig_terms(angles: list[sp.Symbol], velocities: list[sp.Symbol]) -> list[sp.
     trig += [f(a - b) for a, b in itertools.combinations(angles, 2) for f in (sp.cos, sp.sin)]
     quadratic = [a * b for a, b in itertools.combinations_with_replacement(velocities, 2)]
     return trig + [g * v for g in trig for v in quadratic]
+
+
+# ---------------------------------------------------------------------------- exponentials
+
+# Rates tried for exponential terms, in units of 1 / (spread of the argument): a grid, then a
+# bounded refinement around its best point.
+RATE_GRID = np.geomspace(0.05, 6.0, 16)
+
+
+@dataclass
+class Exponentials:
+    """exp(+-lam a), exp(+-2 lam a) of arguments a (positions and their differences) and
+    exp(+-lam a) times each velocity: the terms of potentials like Morse's or Toda's, with one
+    rate lam that the data decide (discovery.search fits it)."""
+
+    args: list[tuple[int, int | None]]      # (i, j): a = s_i - s_j, or s_i when j is None
+    velocities: list[int]
+
+    @classmethod
+    def of(cls, names: list[str], props: DataProperties) -> "Exponentials | None":
+        pos = [names.index(n) for n in props.positions[:MAX_ANGLES]]
+        if not pos:
+            return None
+        args = [(i, None) for i in pos] + list(itertools.combinations(pos, 2))
+        return cls(args, [names.index(n) for n in props.velocities[:MAX_ANGLES]])
+
+    def values(self, states: np.ndarray, lam: float) -> np.ndarray:
+        """(..., D) states -> (..., E) terms."""
+        out = []
+        for i, j in self.args:
+            a = states[..., i] - (states[..., j] if j is not None else 0.0)
+            for sign in (1.0, -1.0):
+                e = np.exp(np.clip(sign * lam * a, -700, 700))
+                out += [e, e * e] + [e * states[..., v] for v in self.velocities]
+        return np.stack(out, axis=-1)
+
+    def exprs(self, symbols: list[sp.Symbol], lam: float) -> list[sp.Expr]:
+        out = []
+        for i, j in self.args:
+            a = symbols[i] - (symbols[j] if j is not None else 0)
+            for sign in (1, -1):
+                e = sp.exp(sp.Float(sign * lam) * a)
+                out += [e, sp.exp(sp.Float(2 * sign * lam) * a)]
+                out += [e * symbols[v] for v in self.velocities]
+        return out
+
+    def spread(self, states: np.ndarray) -> float:
+        """Typical size of the arguments (their pooled standard deviation)."""
+        flat = states.reshape(-1, states.shape[-1])
+        a = [flat[:, i] - (flat[:, j] if j is not None else 0.0) for i, j in self.args]
+        return float(np.sqrt(np.mean([np.var(x) for x in a]))) or 1.0

@@ -161,6 +161,25 @@ class LawFitter:
                 return coef
         return None
 
+    def grow(self, target: np.ndarray, max_terms: int = 12) -> np.ndarray | None:
+        """The support grown one term at a time from the target's largest (standardised) term,
+        each time by the term whose addition leaves the best conserved combination (smallest
+        mu), until it is exact. Where terms imitate one another (exponentials and polynomials
+        over a short range) the most correlated term is not the right one; the most conserving
+        is. Returns the coefficients, or None."""
+        std = np.abs(target * self.scale)
+        support = [int(np.argmax(std))]
+        for _ in range(max_terms - 1):
+            scores = [(self.best(support + [j])[1], j) for j in range(len(self.W))
+                      if j not in support]
+            if not scores:
+                return None
+            mu, j = min(scores)
+            support.append(j)
+            if mu <= self.threshold:
+                return self.best(support)[0]
+        return None
+
     def prune(self, coef: np.ndarray, cost: np.ndarray, exhaustive: int = 10
               ) -> tuple[np.ndarray, float]:
         """The smallest exactly conserved subset of coef's support: blocks of the terms of
@@ -298,6 +317,7 @@ def exact_laws(fitter: LawFitter, cost: np.ndarray, plain: np.ndarray, heldout: 
     sparse = sparse_directions(exact, ident, fitter.scale, cost)
     targets = sparse + [exact[:, i] for i in range(exact.shape[1])]
     starts = [fitter.pursue(v, cost, allowed) for v in targets for allowed in (plain, None)]
+    starts += [fitter.grow(exact[:, i]) for i in range(exact.shape[1])]
     laws, seen, tried = [], set(), set()
     for start in sparse + [s for s in starts if s is not None]:
         key = tuple(np.flatnonzero(start))

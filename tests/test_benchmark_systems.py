@@ -309,8 +309,9 @@ def test_bench_runs_a_system_and_scores_it(tmp_path, capsys):
     report = json.loads((tmp_path / "bench_discover.json").read_text())
     (row,) = report["rows"]
     assert report["complete"] and not row["failed"], row["error"]
-    entry = json.loads((tmp_path / "bench_discover" / "lotka-volterra-2" /
-                        "discovered_equations.json").read_text())["lotka-volterra-2"]
+    entries = json.loads((tmp_path / "bench_discover" / "lotka-volterra-2" /
+                          "discovered_equations.json").read_text())
+    (entry,) = entries.values()           # filed under the data file's key
     assert row["found_count"] == entry["n_conserved"] and row["true_count"] == 1
     assert len(row["laws"]) == sum(e["kind"] in ("energy", "invariant")
                                    for e in entry["equations"])

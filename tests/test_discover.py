@@ -130,7 +130,10 @@ def test_damped_spring_has_no_law(work):
     entry = discovered(work, "damped-spring")
     assert entry["n_conserved"] == 0
     assert laws(entry) == []
-    assert entry["rejected"], "the energy candidate must be reported as rejected"
+    # the energy candidate is reported, not counted: as rejected, or as approximately
+    # conserved with how it decays
+    approx = [e for e in entry["equations"] if e["kind"] == "approximate"]
+    assert entry["rejected"] or approx, "the energy candidate must be reported"
 
 
 def test_every_law_passes_its_check(work):
@@ -138,7 +141,9 @@ def test_every_law_passes_its_check(work):
         entry = discovered(work, name)
         for eq in laws(entry):
             assert eq["verification"]["passed"] is True
-            assert eq["conservation_ratio"] <= entry["threshold"]
+            # conserved to the data's own noise floor: mu = within-trajectory variance / what
+            # the measured noise gives it
+            assert eq["mu"] <= entry["threshold"]
             assert any(p["chosen"] for p in eq["pareto"])
 
 

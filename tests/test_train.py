@@ -272,7 +272,7 @@ def test_every_flag_parses():
     assert (defaults.epochs, defaults.batch_size, defaults.alpha, defaults.beta, defaults.gamma,
             defaults.latent_dim, defaults.hidden_dim, defaults.lr, defaults.weight_decay,
             defaults.tag, defaults.seed, defaults.n_invariants, defaults.hamiltonian_weight) == \
-        (100, 64, 1.0, 0.5, 0.1, 32, 128, 1e-3, 1e-5, "default", 0, 0, 1.0)
+        (100, 64, 1.0, 0.5, 0.1, 32, 128, 1e-3, 1e-5, "default", 0, None, 1.0)
 
 
 @pytest.mark.parametrize("argv, words", [
