@@ -37,11 +37,14 @@ def usable(timeout: float = 60.0) -> tuple[bool, str]:
 def regressor(settings, maxsize: int = 30):
     from pysr import PySRRegressor  # only reached when usable() said yes (or in the tests)
 
+    # deterministic=True is refused unless parallelism="serial"; random_state is then the seed.
+    # temp_equation_file: PySR's hall of fame and checkpoint otherwise go to ./outputs/<run_id>/
+    # (its default output_directory), i.e. next to the source when run from the repository.
     return PySRRegressor(niterations=settings.niterations,
                          binary_operators=["+", "-", "*", "/"],
                          unary_operators=["square", "sqrt", "sin", "cos"], maxsize=maxsize,
                          random_state=settings.seed, deterministic=True, parallelism="serial",
-                         progress=False, verbosity=0)
+                         temp_equation_file=True, progress=False, verbosity=0)
 
 
 def front(states: np.ndarray, y: np.ndarray, inputs, settings) -> list[Candidate]:
