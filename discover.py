@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from data.loader import Trajectories, load_trajectories
+from data.loader import Trajectories, describe_recording, load_trajectories
 from discovery import engines
 from discovery.search import build_context, discover_latent, discover_laws
 from runs import TrainedModel, check_run_fits, data_key, discovery_run, find_data_runs
@@ -90,6 +90,8 @@ def discover(args: DiscoverFlags, data: Trajectories, run_dir: Path) -> dict:
         f"{run_dir.name}; backend {backend}; library of {len(ctx.library)} terms; noise "
         f"measured: {noise}; a law's within-trajectory variance may be at most "
         f"{ctx.threshold:.3g}x what that noise gives it")
+    if describe_recording(data.meta):
+        log(f"  {describe_recording(data.meta)}")
     equations, rejected, n_conserved = discover_laws(ctx, net)
     equations += discover_latent(ctx, net)
     return {"variables": data.names, "derived_inputs": {k: sp.sstr(v) for k, v in

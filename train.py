@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from data.loader import load_trajectories
+from data.loader import describe_recording, load_trajectories
 from models.hnn_training import train_hamiltonian
 from models.physics_net import MODEL_KIND
 from models.physics_training import evaluate_physics, prepare, train_physics
@@ -194,6 +194,8 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     threads = cfg.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     data = load_trajectories(cfg.system, cfg.data_dir)
+    if describe_recording(data.meta) and not cfg.quiet:
+        print(f"{data.source}: {describe_recording(data.meta)}")
     if cfg.n_invariants is None:
         cfg = replace(cfg, n_invariants=0 if data.canonical_pairs() else 1)
     key = data_key(data.source, cfg.data_dir)
@@ -223,7 +225,8 @@ def train(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
                  "name": key, "names": data.names, "canonical": data.canonical,
                  "n_traj": data.n_traj, "steps": int(data.states.shape[1]), "dim": data.dim,
                  "n_train": int(prep.train.shape[0]),
-                 "n_val": 0 if prep.val is None else int(prep.val.shape[0])},
+                 "n_val": 0 if prep.val is None else int(prep.val.shape[0]),
+                 "recording": data.meta.get("recording")},
         "statistics": {"state_mean": prep.state_mean.tolist(), "state_std": prep.state_std.tolist(),
                        "step_std": prep.step_std.tolist(), "dsdt_std": prep.dsdt_std.tolist(),
                        "energy_scale": prep.energy_scale},

@@ -60,6 +60,9 @@ class BenchFlags:
     score_only: bool = flag(False, "run nothing: score again the data and discovered entries "
                                    "already in the work folder (times kept from the last "
                                    "bench_discover.json)")
+    code: Path = flag(ROOT, "repository whose train.py and discover.py run (e.g. a worktree "
+                            "of an earlier commit, for a before/after table); simulation and "
+                            "scoring always use this one")
     results_dir: Path = flag(RESULTS_DIR, "results folder: bench_discover.json, and the work "
                                           "folder bench_discover/ (data, runs)")
     quiet: bool = flag(False, "no progress bar and no table")
@@ -70,11 +73,11 @@ def _error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def _run(cmd: list[str], timeout: float) -> tuple[float, str | None]:
-    """Run one command from the repository root; (wall seconds, error line or None)."""
+def _run(cmd: list[str], timeout: float, cwd: Path = ROOT) -> tuple[float, str | None]:
+    """Run one command from a repository root; (wall seconds, error line or None)."""
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **SINGLE_THREAD_ENV},
+        proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **SINGLE_THREAD_ENV},
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return time.perf_counter() - start, f"timed out after {timeout:g}s"
@@ -86,7 +89,7 @@ def run_one(name: str, noise: float, args: BenchFlags, previous: dict | None = N
     """Simulate, train, discover and score one system at one noise level -> its row
     (with score_only: score what is there, keeping the `previous` row's times)."""
     py = sys.executable
-    work = Path(args.results_dir) / "bench_discover"
+    work = Path(args.results_dir).resolve() / "bench_discover"   # commands may run elsewhere
     stem = f"{name}-noise{noise:g}" if noise > 0 else name
     data_file = work / "data" / f"{stem}.npz"
     job_dir = work / stem
@@ -111,14 +114,17 @@ def run_one(name: str, noise: float, args: BenchFlags, previous: dict | None = N
     else:
         shutil.rmtree(job_dir, ignore_errors=True)   # no stale run or entry can be scored
         for stage, cmd in commands.items():
-            seconds, error = _run(cmd, args.timeout)
+            seconds, error = _run(cmd, args.timeout,
+                                  ROOT if stage == "simulate" else Path(args.code))
             row[f"{stage}_s"] = round(seconds, 1)
             if error:
                 row.update(failed=True, error=f"{stage}: {error}")
                 return row
     try:
         key = data_key(data_file, DATA_DIR)        # the name discover.py files it under
-        entry = (read_json(job_dir / "discovered_equations.json", {}) or {}).get(key)
+        entries = read_json(job_dir / "discovered_equations.json", {}) or {}
+        # earlier versions filed entries under the file's stem
+        entry = entries.get(key, entries.get(data_file.stem))
         if entry is None:
             raise ValueError(f"discover.py wrote no entry '{key}'")
         score = score_file(entry, data_file)
@@ -188,6 +194,8 @@ def main(argv=None) -> None:
     for name in ("n_traj", "jobs"):
         if getattr(args, name) < (2 if name == "n_traj" else 1):
             fail(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
+    if not all((Path(args.code) / f).is_file() for f in ("train.py", "discover.py")):
+        fail(f"--code {args.code} holds no train.py and discover.py")
     if not args.timeout > 0:
         fail(f"--timeout must be positive, got {args.timeout}")
     for text, what in ((args.train_flags, "--train-flags"), (args.discover_flags,

@@ -372,8 +372,12 @@ def _segment(src: str, raw: dict) -> dict:
             times.append(t[k * window:(k + 1) * window])
             split.append("train" if k < n - held else "val" if k < n - test else "test")
     meta = dict(raw.get("meta") or {})
+    steps = np.concatenate([np.diff(np.asarray(t, dtype=np.float64)) for _, t in recordings])
+    typical = float(np.median(steps))
     meta["recording"] = {
         "recordings": len(recordings), "frames": lengths, "period_frames": period,
+        "median_step": typical,
+        "uneven_steps": int(np.sum(np.abs(steps - typical) > 1e-3 * abs(typical))),
         "window": window, "windows": len(states),
         "windows_by_split": {s: split.count(s) for s in SPLITS},
         "unused_frames": int(sum(n % window for n in lengths))}
@@ -406,7 +410,10 @@ def describe_recording(meta: dict) -> str | None:
     return (f"{what} of {'/'.join(map(str, rec['frames']))} frames cut into {rec['windows']} "
             f"windows of {rec['window']} frames (about one period, {rec['period_frames']} "
             f"frames): the first {parts['train']} train, the later {parts['val']} validation "
-            f"and {parts['test']} test; {rec['unused_frames']} frame(s) at the ends unused")
+            f"and {parts['test']} test; {rec['unused_frames']} frame(s) at the ends unused"
+            + (f"; {rec['uneven_steps']} of the time steps differ from the median "
+               f"{rec['median_step']:.4g} (uneven sampling or dropped frames: derivatives use the real times)"
+               if rec.get("uneven_steps") else ""))
 
 
 def default_split(n: int, rng: np.random.Generator, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:

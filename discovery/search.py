@@ -525,8 +525,8 @@ def energy_spread(ctx: Context, ham: dict, law: Found, q_idx, p_idx, folds: int 
     spread = np.std(np.array(coefs), axis=0, ddof=1)
     return {"method": f"sample std of the coefficients refitted on {folds} disjoint parts of "
                       "the training data",
-            "coefficients": {sp.sstr(t): [float(value.get(t, 0.0)), float(e)]
-                             for t, e in zip(terms, spread)}}
+            "coefficients": {sp.sstr(t): [float(value[t]), float(e)]
+                             for t, e in zip(terms, spread) if t in value}}
 
 
 def energy_coefficients(ctx: Context, terms: list[sp.Expr], linear: bool, q_idx, p_idx
