@@ -133,7 +133,7 @@ def load_trajectories(system: str | Path, data_dir: str | Path | None = None,
     if path.stat().st_size == 0:
         raise _err(str(path), "file is empty")
     if path.suffix.lower() == ".csv":
-        raw = _read_csv(path)
+        raw = read_csv(path)
     elif path.suffix.lower() == ".npz":
         raw = _read_npz(path, with_truth)
     else:
@@ -191,7 +191,7 @@ def _read_npz(path: Path, with_truth: bool) -> dict:
     return raw
 
 
-def _read_csv(path: Path) -> dict:
+def read_csv(path: Path) -> dict:
     import pandas as pd
 
     try:

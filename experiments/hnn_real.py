@@ -32,7 +32,7 @@ from torch import Tensor, nn
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.loader import DataError, _read_csv  # noqa: E402
+from data.loader import DataError, read_csv  # noqa: E402
 from experiments.hnn_table import (ROLLOUT_ATOL, ROLLOUT_RTOL, _mean_sem,  # noqa: E402
                                    dashboard_rows, rollout, save_figure, summarise,
                                    task_seeds)
@@ -127,7 +127,7 @@ def read_recording(path: str | Path) -> tuple[Array, Array, list[str]]:
     if not path.is_file():
         fail(f"recording not found: {path} (the shipped one is {RECORDING.relative_to(ROOT)})")
     try:
-        raw = _read_csv(path)
+        raw = read_csv(path)
     except DataError as err:
         fail(str(err))
     states, t, names = raw["states"], raw["t"], list(raw["names"])
