@@ -7,8 +7,10 @@ its numpy function (`System.invariant_fn`), its text with the parameters filled 
 derived from that string. Only data/simulate.py, the evaluation code, the paper experiments and
 the tests import this module; train.py and discover.py never do.
 
-A new system is one `System(...)` entry added to SYSTEMS (here, or in
-data/benchmark_systems.py for the discovery benchmark's systems).
+A new system is one `System(...)` entry added to CORE_SYSTEMS (here, or to the list in
+data/benchmark_systems.py for the discovery benchmark's systems), plus its name in the
+matching list of data/loader.py, which must not import this module (simulate.py asserts that
+the two agree).
 """
 from __future__ import annotations
 

@@ -14,16 +14,16 @@ import numpy as np
 
 
 def series(values: np.ndarray, meta: dict) -> list[np.ndarray]:
-    """A quantity on every window (N, T) as one series per recording, in time order: windows
-    of one recording follow each other in the loader's order; plain trajectories are their own
-    series."""
+    """A quantity on every window, (N, T) or (N, T, F), as one series per recording in time
+    order, (T_total,) or (T_total, F): windows of one recording follow each other in the
+    loader's order; plain trajectories are their own series."""
     rec = meta.get("recording")
     if not rec:
         return list(values)
     out, start = [], 0
     for frames in rec["frames"]:
         n = frames // rec["window"]
-        out.append(values[start:start + n].reshape(-1))
+        out.append(values[start:start + n].reshape(-1, *values.shape[2:]))
         start += n
     return out
 
@@ -54,7 +54,7 @@ def loss_law(energy: np.ndarray, terms: np.ndarray, t: np.ndarray, meta: dict, e
     from discovery.engines.sparse import forward_selection
 
     ys, xs = [], []
-    for e, f, tt in zip(series(energy, meta), series_terms(terms, meta),
+    for e, f, tt in zip(series(energy, meta), series(terms, meta),
                         series(t, meta)):
         dt = np.diff(tt)[:, None]
         integral = np.concatenate([np.zeros((1, f.shape[1])),
@@ -71,16 +71,3 @@ def loss_law(energy: np.ndarray, terms: np.ndarray, t: np.ndarray, meta: dict, e
     best = min(c.loss for c in front)
     chosen = min((c for c in front if c.loss <= best + 0.02), key=lambda c: c.complexity)
     return {"front": front, "chosen": chosen, "explained": float(1.0 - chosen.loss)}
-
-
-def series_terms(terms: np.ndarray, meta: dict) -> list[np.ndarray]:
-    """series() for (N, T, F) arrays: one (T_total, F) array per recording."""
-    rec = meta.get("recording")
-    if not rec:
-        return list(terms)
-    out, start = [], 0
-    for frames in rec["frames"]:
-        n = frames // rec["window"]
-        out.append(terms[start:start + n].reshape(-1, terms.shape[-1]))
-        start += n
-    return out
