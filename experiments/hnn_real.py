@@ -39,7 +39,8 @@ from experiments.hnn_table import (ROLLOUT_ATOL, ROLLOUT_RTOL, _mean_sem,  # noq
 from models.hnn import (HNN, MODEL_KINDS, DissipativeHNN, HNNConfig,  # noqa: E402
                         build_hamiltonian_model)
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
-from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, cli, describe,  # noqa: E402
+from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, check_output_dir,  # noqa: E402
+                   check_output_file, cli, describe,
                    environment_info, fail, flag, parse_flags, require_known)
 
 Array = np.ndarray
@@ -511,6 +512,8 @@ def main(argv=None) -> dict:
         fail(f"--threads must be at least 1, got {args.threads}")
     if not 0 < args.train_fraction < 1:
         fail(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
+    if any(s < 0 for s in args.seeds):
+        fail(f"--seeds must be non-negative, got {args.seeds}")
     settings = RealSettings(recording=str(args.recording), train_fraction=args.train_fraction,
                             derivatives=tuple(dict.fromkeys(args.derivatives)),
                             models=tuple(dict.fromkeys(args.models)))
@@ -519,8 +522,11 @@ def main(argv=None) -> dict:
     if args.steps is not None:
         settings = replace(settings, steps=args.steps)
     sub = "quick" if args.quick else ""
-    results_dir = args.results_dir or (RESULTS_DIR / sub)
-    plots_dir = args.plots_dir or (PLOTS_DIR / sub)
+    read_recording(settings.recording)      # a bad recording fails before anything is created
+    # every output location checked before the long work starts
+    results_dir = check_output_dir(args.results_dir or (RESULTS_DIR / sub), "--results-dir")
+    check_output_file(Path(results_dir) / "hnn_real.json", "--results-dir:")
+    plots_dir = check_output_dir(args.plots_dir or (PLOTS_DIR / sub), "--plots-dir")
     if not args.quiet:
         print(f"hnn_real: {settings}, seeds {args.seeds}, threads {args.threads}")
     return run_hnn_real(settings, args.seeds, Path(results_dir) / "hnn_real.json", plots_dir,
