@@ -13,7 +13,6 @@ counts; what fails is listed as approximately conserved with its figures, never 
 """
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -28,10 +27,10 @@ from discovery.expressions import (Candidate, CompiledTerms, Inputs, complexity,
                                    to_latex, to_text)
 from discovery.dissipation import change_over_records, loss_law
 from discovery.hamilton import hamiltonian_pursuit, hamiltonian_residual, refit_hamiltonian
-from discovery.library import (RATE_GRID, DataProperties, Exponentials, build_library,
-                               data_properties)
+from discovery.library import DataProperties, Exponentials, build_library, data_properties
 from discovery.nullspace import (LawFitter, NoiseModel, exact_laws, exact_threshold,
                                  functional_rank, law_gradients, law_score, select_independent)
+from discovery.rates import fit_rate
 from runs import TrainedModel
 from utils import conservation_ratio
 
@@ -194,114 +193,6 @@ def build_context(args, data: Trajectories, engines: list[str], rng: np.random.G
                    bank, fitter, val_pairs[:, D:], fit_pairs[:, D:], noise,
                    derivative_noise_variance(data.states[tr], data.t[tr]), data.states[va],
                    derivs, exact_threshold(nv * (T - 1)), baseline, engines, log)
-
-
-def fit_rate(bank: TermBank, inputs: Inputs, exps: Exponentials, noise: NoiseModel,
-             rng: np.random.Generator, threshold: float, pairs, derivs: np.ndarray,
-             n_traj: int = 150) -> float | None:
-    """The rate lam of the exponential terms (discovery.library.Exponentials) at which they,
-    with the velocities' monomials up to degree 2 (kinetic energies, momenta), hold one more
-    exact law than those monomials alone; None when no rate does. Monomials of the positions
-    are left out here: over a short range they imitate exponentials and would blur the rate.
-
-    With canonical labels the rate is first located by Hamilton's equations (the residual of
-    the observed derivatives on those terms' symplectic gradients, smooth in lam), then
-    polished by exactness: the first mu above the monomials' exact ones, on a subsample of the
-    fit trajectories. Without labels the exactness objective alone, on a grid and around its
-    best local minima."""
-    from scipy.optimize import minimize_scalar
-
-    velocities = [inputs.symbols[inputs.names[v]] for v in exps.velocities]
-    monomials = [sp.Mul(*c) for k in (1, 2)
-                 for c in itertools.combinations_with_replacement(velocities, k)]
-    bank.add(monomials)
-    traj = bank.states["fit"]
-    pick = rng.permutation(len(traj))[:n_traj]
-    base = bank.stack(monomials, "fit")[pick]
-    grad_states = bank.states["fit_grad"][:500]
-    base_jac = bank.stack(monomials, "fit_grad")[:500]
-    base_mu = LawFitter(base, base_jac, noise).solve()[0]
-    k0 = int((base_mu <= threshold).sum())
-
-    def jacobian(states: np.ndarray, lam: float) -> np.ndarray:
-        out = []
-        for d, h in enumerate(bank.steps):
-            e = np.zeros(states.shape[-1])
-            e[d] = h
-            out.append((exps.values(states + e, lam) - exps.values(states - e, lam)) / (2 * h))
-        return np.stack(out, -1)                                         # (n, E, D)
-
-    def mu_next(log_lam: float) -> float:
-        lam = float(np.exp(log_lam))
-        f = LawFitter(np.concatenate([base, exps.values(traj[pick], lam)], -1),
-                      np.concatenate([base_jac, jacobian(grad_states, lam)], 1), noise)
-        mu = f.solve()[0]
-        return float(mu[k0]) if len(mu) > k0 else float("inf")
-
-    grid = np.log(np.geomspace(RATE_GRID[0], RATE_GRID[-1], 48) / exps.spread(traj))
-    brackets = []
-    if pairs is not None:
-        states = bank.states["ham_fit"][:2000]
-        mono = bank.stack(monomials, "ham_fit")[:2000]
-        derivs = derivs[:2000]
-
-        def residual(log_lam: float) -> float:
-            grads = np.concatenate([mono, jacobian(states, float(np.exp(log_lam)))], 1)
-            coef = refit_hamiltonian(grads, *pairs, derivs, prune=0.0)
-            return hamiltonian_residual(law_gradients(coef, grads), *pairs, derivs)[0]
-
-        grid = grid[::3]
-        values = np.array([residual(g) for g in grid])
-        i = int(np.argmin(values))
-        if not values[i] < 0.5 * np.median(values):
-            return None                      # no rate explains the motion better than others
-        res = minimize_scalar(residual, bounds=(grid[max(i - 1, 0)],
-                                                grid[min(i + 1, len(grid) - 1)]),
-                              method="bounded", options={"xatol": 1e-6})
-        # derivative errors make that minimum shallow: the exact rate is near, within ~20 %
-        grid = res.x + np.linspace(-0.2, 0.2, 61)
-    else:
-        grid = np.log(np.geomspace(RATE_GRID[0], RATE_GRID[-1], 64) / exps.spread(traj))
-    values = np.array([mu_next(g) for g in grid])
-    if pairs is None and not values.min() < 0.1 * np.median(values):
-        return None
-    minima = [i for i in range(len(grid)) if values[i] <= values[max(i - 1, 0)]
-              and values[i] <= values[min(i + 1, len(grid) - 1)]]
-    for i in sorted(minima, key=lambda i: values[i])[:3]:
-        brackets.append((grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]))
-    best = None
-    for lo, hi in brackets:
-        res = minimize_scalar(mu_next, bounds=(lo, hi), method="bounded",
-                              options={"xatol": 1e-10, "maxiter": 80})
-        if best is None or res.fun < best[1]:
-            best = (res.x, res.fun)
-    if best is None or not best[1] <= 10 * threshold:
-        return None
-    # Over a short range exponentials of nearby rates imitate one another, so the rate that
-    # minimises mu over all the terms is only near the exact one: polish it on the support of
-    # the new law alone, where nothing can stand in for a wrong rate.
-    log_lam, width = best[0], 1e-3
-    for _ in range(3):
-        lam = float(np.exp(log_lam))
-        f = LawFitter(np.concatenate([base, exps.values(traj[pick], lam)], -1),
-                      np.concatenate([base_jac, jacobian(grad_states, lam)], 1), noise)
-        mu, dirs, _ = f.solve()
-        if len(mu) <= k0:
-            return None
-        std = np.abs(dirs[:, k0] * f.scale)
-        support = np.flatnonzero(std > 1e-3 * std.max())
-
-        def mu_support(x: float) -> float:
-            lam = float(np.exp(x))
-            f = LawFitter(np.concatenate([base, exps.values(traj[pick], lam)], -1)[..., support],
-                          np.concatenate([base_jac, jacobian(grad_states, lam)], 1)[:, support],
-                          noise)
-            return f.best(list(range(len(support))))[1]
-
-        res = minimize_scalar(mu_support, bounds=(log_lam - width, log_lam + width),
-                              method="bounded", options={"xatol": 1e-12, "maxiter": 100})
-        log_lam, width = res.x, width / 10
-    return float(np.exp(log_lam)) if res.fun <= threshold else None
 
 
 # ---------------------------------------------------------------------------- scoring
