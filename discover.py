@@ -35,7 +35,7 @@ from discovery.search import build_context, discover_latent, discover_laws
 from runs import TrainedModel, check_run_fits, data_key, discovery_run, find_data_runs
 from utils import (DATA_DIR, RESULTS_DIR, atomic_write_json, check_output_dir,
                    check_output_file, cli, describe, fail, file_lock, flag, parse_flags,
-                   read_json, seed_everything, to_jsonable)
+                   read_json, require_at_least, seed_everything, to_jsonable)
 
 
 @dataclass
@@ -65,13 +65,8 @@ def parse_args(argv=None) -> DiscoverFlags:
     args = parse_flags(DiscoverFlags, argv, describe(__doc__))
     if not args.system:
         fail("--system is required (a system name or a .npz/.csv path)")
-    for name in ("niterations", "budget", "max_terms", "n_samples", "threads"):
-        if getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.latent_pcs < 0:
-        fail(f"--latent-pcs must be >= 0, got {args.latent_pcs}")
-    if args.seed < 0:
-        fail(f"--seed must be a non-negative integer, got {args.seed}")
+    require_at_least(args, 1, "niterations", "budget", "max_terms", "n_samples", "threads")
+    require_at_least(args, 0, "latent_pcs", "seed")
     return args
 
 

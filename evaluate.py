@@ -31,7 +31,7 @@ from evaluation.report import print_report, rewrite_readme
 from evaluation.system import DRIFT_TARGET, check_inputs, evaluate_system
 from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, check_output_dir,
                    UsageError, check_output_file, cli, describe, environment_info, fail, flag,
-                   parse_flags, read_json)
+                   parse_flags, read_json, require_at_least)
 
 
 @dataclass
@@ -63,14 +63,8 @@ class EvaluateFlags:
 
 def parse_args(argv: list[str] | None = None) -> EvaluateFlags:
     args = parse_flags(EvaluateFlags, argv, describe(__doc__))
-    for name in ("max_traj", "n_show", "n_dashboard"):
-        value = getattr(args, name)
-        if value < 1:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if args.prefix < 1:
-        fail(f"--prefix must be at least 1, got {args.prefix}")
-    if args.seed < 0:
-        fail(f"--seed must be a non-negative integer, got {args.seed}")
+    require_at_least(args, 1, "max_traj", "n_show", "n_dashboard", "prefix")
+    require_at_least(args, 0, "seed")
     return args
 
 

@@ -47,6 +47,14 @@ def require_known(names, known, what: str) -> None:
         fail(f"unknown {what} {unknown} (known: {', '.join(known)})")
 
 
+def require_at_least(args, minimum: int, *names: str) -> None:
+    """fail() on the first of the flags `names` of `args` whose value is below `minimum`."""
+    for name in names:
+        value = getattr(args, name)
+        if value < minimum:
+            fail(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
+
+
 def cli(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
     """Wrap a script's main so that a UsageError becomes one line on stderr and exit 2."""
 
