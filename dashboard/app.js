@@ -199,8 +199,16 @@
     return out;
   }
 
+  /** A law's name for text: discover.py's "E~" (approximately conserved energy) as Ẽ. */
+  function displayName(name) {
+    const text = String(name || '');
+    return text.length > 1 && text.endsWith('~') ? (text.slice(0, -1) + '\u0303').normalize('NFC') : text;
+  }
+
   function nameTex(name) {
     if (!name) return '';
+    // "E~": discover.py's name of an energy that is only approximately conserved
+    if (String(name).endsWith('~') && name.length > 1) return '\\tilde{' + nameTex(name.slice(0, -1)) + '}';
     const m = /^([A-Za-z])(?:_?\{?([A-Za-z0-9]+)\}?)?$/.exec(name);
     if (m) return m[2] ? `${m[1]}_{${m[2]}}` : m[1];
     return '\\mathrm{' + String(name).replace(/[\\{}_^$&#%~]/g, (c) => '\\' + c) + '}';
@@ -270,19 +278,26 @@
       </select><//>`;
   }
 
-  /** KaTeX, falling back to the LaTeX source in monospace when KaTeX is unavailable. */
-  function Tex({ tex, testid }) {
+  /** KaTeX, falling back to the LaTeX source in monospace when KaTeX is unavailable. `inline`:
+   *  text-sized, inside a line (coefficient terms, loss laws in a sentence). */
+  function Tex({ tex, testid, inline }) {
     const rendered = useMemo(() => {
       if (!katex) return null;
       try {
-        return katex.renderToString(tex, { displayMode: true, throwOnError: false, output: 'html' });
+        return katex.renderToString(tex, { displayMode: !inline, throwOnError: false, output: 'html' });
       } catch (err) {
         return null;
       }
-    }, [tex]);
+    }, [tex, inline]);
     if (rendered === null) {
-      return html`<code data-testid="equation-source"
+      return inline
+        ? html`<code data-testid=${testid ? testid + '-source' : undefined} className="rounded bg-slate-50 px-1 text-xs">${tex}</code>`
+        : html`<code data-testid=${!testid || testid === 'equation-katex' ? 'equation-source' : testid + '-source'}
         className="block overflow-x-auto rounded bg-slate-50 px-3 py-2 text-sm">${tex}</code>`;
+    }
+    if (inline) {
+      return html`<span data-testid=${testid} className="text-slate-900"
+        dangerouslySetInnerHTML=${{ __html: rendered }} />`;
     }
     return html`<div data-testid=${testid}
       className="eq-tex overflow-x-auto text-slate-900"
@@ -340,6 +355,95 @@
         <//>
       <//>`;
   });
+
+  const RECORDING_COLORS = ['#0072b2', '#009e73', '#cc79a7', '#56b4e9'];
+
+  /** A real recording as a whole (data cut into windows by the loader, joined back in time
+   *  order): its phase portrait and its variables against time, the held-out part shaded. */
+  function RecordingCard({ info, sys, vars }) {
+    const list = arr(info && info.series).filter((x) => x && arr(x.t).length > 1);
+    const [index, setIndex] = useState(0);
+    const one = list[Math.min(index, list.length - 1)];
+    const layout = plotLayout(sys, vars);
+    const view = useMemo(() => {
+      if (!one) return null;
+      const t = arr(one.t).map(num);
+      const states = arr(one.states).map(arr);
+      const held = num(one.held_out_from);
+      const rows = t.map((tt, j) => {
+        const row = { t: tt };
+        vars.forEach((_, i) => { row['s' + i] = num(states[j] && states[j][i]); });
+        return row;
+      });
+      let phase = null;
+      if (layout.kind !== 'none') {
+        const pts = states.map((x, j) => ({ x: num(x[layout.xi]), y: num(x[layout.yi]), t: t[j] }));
+        const cut = isNum(held) ? pts.findIndex((p) => isNum(p.t) && p.t >= held) : -1;
+        const fit = cut > 0 ? pts.slice(0, cut + 1) : pts;
+        const later = cut > 0 ? pts.slice(cut) : [];
+        phase = { fit, later, x: niceAxis(pts.map((p) => p.x)), y: niceAxis(pts.map((p) => p.y)) };
+      }
+      return { rows, held, phase, tAxis: timeAxis(t),
+        yAxis: niceAxis(rows.flatMap((r) => vars.map((_, i) => r['s' + i]))) };
+    }, [one, vars, layout.kind, layout.xi, layout.yi]);
+    if (!view) return null;
+    const last = view.tAxis.domain[1];
+    return html`
+      <${Card} testid="recording-plot" title="The whole recording"
+        subtitle=${(info.description || 'a recording cut into windows') + '. The viewer above shows its held-out windows.'}
+        right=${list.length > 1 && html`<${Field} label="Recording">
+          <select data-testid="recording-select" className=${SELECT} value=${index}
+            onChange=${(e) => setIndex(Number(e.target.value))}>
+            ${list.map((x, i) => html`<option key=${i} value=${i}>#${x.id}</option>`)}
+          </select><//>`}>
+        <div className="grid gap-4 lg:grid-cols-2">
+          ${view.phase && html`<div data-testid="recording-phase">
+            <div className="mb-1 flex flex-wrap gap-4 pl-12 text-xs text-slate-600">
+              <span>${vars[layout.yi]} vs ${vars[layout.xi]}</span>
+              <span><${Swatch} color=${RECORDING_COLORS[0]} /> training windows</span>
+              ${view.phase.later.length > 0 && html`<span><${Swatch} color=${VIOLATION} /> held-out windows</span>`}
+            </div>
+            <${ResponsiveContainer} width="100%" height=${300}>
+              <${LineChart} margin=${{ top: 8, right: 16, bottom: 18, left: 4 }}>
+                <${CartesianGrid} stroke=${GRID} strokeDasharray="3 3" />
+                <${XAxis} type="number" dataKey="x" domain=${view.phase.x.domain} ticks=${view.phase.x.ticks}
+                  allowDataOverflow tick=${AXIS_TICK} tickFormatter=${fmtTick}
+                  label=${{ value: vars[layout.xi], position: 'insideBottom', offset: -10, fontSize: 12, fill: '#334155' }} />
+                <${YAxis} type="number" dataKey="y" domain=${view.phase.y.domain} ticks=${view.phase.y.ticks}
+                  allowDataOverflow width=${52} tick=${AXIS_TICK} tickFormatter=${fmtTick}
+                  label=${{ value: vars[layout.yi], angle: -90, position: 'insideLeft', fontSize: 12, fill: '#334155' }} />
+                <${Line} data=${view.phase.fit} dataKey="y" name="training windows" stroke=${RECORDING_COLORS[0]}
+                  strokeWidth=${1.3} dot=${false} activeDot=${false} isAnimationActive=${false} />
+                ${view.phase.later.length > 0 && html`<${Line} data=${view.phase.later} dataKey="y" name="held out"
+                  stroke=${VIOLATION} strokeWidth=${1.6} dot=${false} activeDot=${false} isAnimationActive=${false} />`}
+              <//>
+            <//>
+          </div>`}
+          <div data-testid="recording-states">
+            <div className="mb-1 flex flex-wrap gap-4 pl-12 text-xs text-slate-600">
+              ${vars.map((v, i) => html`<span key=${v}><${Swatch} color=${RECORDING_COLORS[i % RECORDING_COLORS.length]} /> ${v}</span>`)}
+            </div>
+            <${ResponsiveContainer} width="100%" height=${300}>
+              <${LineChart} data=${view.rows} margin=${{ top: 8, right: 16, bottom: 18, left: 4 }}>
+                <${CartesianGrid} stroke=${GRID} strokeDasharray="3 3" />
+                <${XAxis} type="number" dataKey="t" domain=${view.tAxis.domain} ticks=${view.tAxis.ticks}
+                  tick=${AXIS_TICK} tickFormatter=${fmtTick}
+                  label=${{ value: 't', position: 'insideBottom', offset: -10, fontSize: 12, fill: '#334155' }} />
+                <${YAxis} type="number" domain=${view.yAxis.domain} ticks=${view.yAxis.ticks} allowDataOverflow
+                  width=${52} tick=${AXIS_TICK} tickFormatter=${fmtTick} />
+                ${isNum(view.held) && view.held < last && html`<${ReferenceArea} x1=${view.held} x2=${last}
+                  fill="#94a3b8" fillOpacity=${0.12} stroke="none" ifOverflow="hidden" className="held-out-area"
+                  label=${{ value: 'held out', position: 'insideTopRight', fontSize: 11, fill: '#64748b' }} />`}
+                <${Tooltip} content=${html`<${ChartTooltip} />`} isAnimationActive=${false} />
+                ${vars.map((v, i) => html`<${Line} key=${v} dataKey=${'s' + i} name=${v}
+                  stroke=${RECORDING_COLORS[i % RECORDING_COLORS.length]} strokeWidth=${1.3} dot=${false}
+                  isAnimationActive=${false} />`)}
+              <//>
+            <//>
+          </div>
+        </div>
+      <//>`;
+  }
 
   function TrajectoryTab({ sys, trajIndex, setTrajIndex }) {
     const vars = useMemo(() => variablesOf(sys), [sys]);
@@ -520,6 +624,7 @@
           ${mainPlot || html`<${Notice}>A single state variable: see the state vs time plot.<//>`}
           ${statePlots}
         </div>
+        ${sys.recording_info && html`<${RecordingCard} info=${sys.recording_info} sys=${sys} vars=${vars} />`}
       </div>`;
   }
 
@@ -571,6 +676,81 @@
     if (!isNum(cx) || !isNum(cy) || !isNum(value) || value <= threshold) return html`<g key=${index} />`;
     return html`<circle key=${index} className="violation-dot" cx=${cx} cy=${cy} r=${3}
       fill=${VIOLATION} stroke="#fff" strokeWidth=${0.8} />`;
+  }
+
+  const DECAY_SERIES = [
+    { key: 'energy', label: 'measured', color: '#1e293b', width: 1.6 },
+    { key: 'predicted', label: 'loss law, integrated', color: VIOLATION, dash: '7 4', width: 2.2 },
+  ];
+
+  /** An approximately conserved energy (kind "approximate", e.g. a real recording with
+   *  friction) along each recording in time order, beside the integral of its loss law. */
+  function DecayChart({ decay, recording }) {
+    const list = arr(decay && decay.series).filter((x) => x && arr(x.t).length > 1);
+    const [index, setIndex] = useState(0);
+    const one = list[Math.min(index, list.length - 1)];
+    const view = useMemo(() => {
+      if (!one) return null;
+      const rows = arr(one.t).map((tt, j) => ({
+        t: num(tt), energy: num(arr(one.energy)[j]), predicted: num(arr(one.predicted)[j]),
+      }));
+      const series = DECAY_SERIES.filter((s) => rows.some((r) => isNum(r[s.key])));
+      return { rows, series, tAxis: timeAxis(rows.map((r) => r.t)),
+        eAxis: niceAxis(rows.flatMap((r) => series.map((s) => r[s.key]))) };
+    }, [one]);
+    if (!view) return null;
+    const sym = nameTex(decay.equation || 'E');
+    const last = view.tAxis.domain[1];
+    const heldFrom = num(one.held_out_from);
+    const what = recording ? (list.length > 1 ? `recording ${one.id + 1} of ${list.length}` : 'the whole recording')
+      : `held-out trajectory #${one.id}`;
+    return html`
+      <${Card} testid="decay-chart" title=${`Decay of the approximate energy ${displayName(decay.equation)} over time`}
+        subtitle=${`${what}, in time order; measured from its lowest value over the states (zero at ${fmt(decay.zero, 4)})` +
+          (isNum(heldFrom) ? '; shaded: held-out windows' : '')}
+        right=${html`<div className="flex flex-wrap items-center gap-4">
+          ${list.length > 1 && html`<${Field} label=${recording ? 'Recording' : 'Trajectory'}>
+            <select data-testid="decay-series-select" className=${SELECT} value=${index}
+              onChange=${(e) => setIndex(Number(e.target.value))}>
+              ${list.map((x, i) => html`<option key=${i} value=${i}>#${x.id}</option>`)}
+            </select><//>`}
+          <${SeriesLegend} available=${view.series} only=${true} /></div>`}>
+        <div className="grid gap-4 lg:grid-cols-4">
+          <div className="lg:col-span-3">
+            <${ResponsiveContainer} width="100%" height=${320}>
+              <${LineChart} data=${view.rows} margin=${{ top: 8, right: 16, bottom: 16, left: 4 }}>
+                <${CartesianGrid} stroke=${GRID} strokeDasharray="3 3" />
+                <${XAxis} type="number" dataKey="t" domain=${view.tAxis.domain} ticks=${view.tAxis.ticks}
+                  tick=${AXIS_TICK} tickFormatter=${fmtTick}
+                  label=${{ value: 't', position: 'insideBottom', offset: -8, fontSize: 12, fill: '#334155' }} />
+                <${YAxis} type="number" domain=${view.eAxis.domain} ticks=${view.eAxis.ticks} allowDataOverflow
+                  width=${56} tick=${AXIS_TICK} tickFormatter=${fmtTick}
+                  label=${{ value: displayName(decay.equation || 'E') + ' − min', angle: -90, position: 'insideLeft', fontSize: 12, fill: '#334155' }} />
+                ${isNum(heldFrom) && heldFrom < last && html`<${ReferenceArea} x1=${heldFrom} x2=${last}
+                  fill="#94a3b8" fillOpacity=${0.12} stroke="none" ifOverflow="hidden" className="held-out-area"
+                  label=${{ value: 'held out', position: 'insideTopRight', fontSize: 11, fill: '#64748b' }} />`}
+                <${Tooltip} content=${html`<${ChartTooltip} />`} isAnimationActive=${false} />
+                ${view.series.map((s) => html`<${Line} key=${s.key} dataKey=${s.key} name=${s.label}
+                  stroke=${s.color} strokeDasharray=${s.dash} strokeWidth=${s.width} dot=${false}
+                  className=${'decay-' + s.key} isAnimationActive=${false} />`)}
+              <//>
+            <//>
+          </div>
+          <dl className="space-y-3 text-sm" data-testid="decay-summary">
+            ${decay.latex && html`<div><dt className="text-xs uppercase tracking-wide text-slate-500">law</dt>
+              <dd><${Tex} tex=${sym + ' = ' + decay.latex} inline=${true} testid="decay-energy-katex" /></dd></div>`}
+            <div><dt className="text-xs uppercase tracking-wide text-slate-500">kept over the ${recording ? 'recording' : 'trajectories'}</dt>
+              <dd className="font-mono text-lg tabular-nums text-slate-900" data-testid="decay-chart-kept">${pct(decay.kept, 1)}</dd></div>
+            <div><dt className="text-xs uppercase tracking-wide text-slate-500">loss law</dt>
+              <dd>${decay.loss_law_latex
+                ? html`<${Tex} tex=${decay.loss_law_latex.replace(/^\\dot E\b/, '\\dot{' + sym + '}')} inline=${true} testid="decay-law-katex" />`
+                : html`<span className="font-mono text-xs">${decay.loss_law || '—'}</span>`}</dd></div>
+            <div><dt className="text-xs uppercase tracking-wide text-slate-500">share of the change explained</dt>
+              <dd className="font-mono text-lg tabular-nums text-slate-900" data-testid="decay-chart-explained">${pct(decay.explained, 1)}</dd></div>
+            ${!view.series.some((s) => s.key === 'predicted') && html`<div className="text-xs text-slate-500">no integrated loss law in the data</div>`}
+          </dl>
+        </div>
+      <//>`;
   }
 
   function EnergyTab({ name, sys, systems, trajIndex, setTrajIndex, threshold, setThreshold, onSelectSystem }) {
@@ -626,11 +806,15 @@
         <${DriftTable} systems=${systems} current=${name} threshold=${threshold} onSelect=${onSelectSystem} />
       <//>`;
 
+    const decay = sys.decay && typeof sys.decay === 'object' && arr(sys.decay.series).length
+      ? html`<${DecayChart} decay=${sys.decay} recording=${sys.recording === true} />` : null;
+
     if (!calc) {
       return html`<div className="space-y-4">
+        ${decay}
         <${Card}>${controls}<//>
         <${Notice} testid="energy-unavailable">
-          No energy values for <b>${name}</b>${sys.has_truth === false ? ' — this data set has no ground truth, so the true energy cannot be evaluated' : ''}.
+          No energy values for <b>${name}</b>${sys.has_truth === false ? ' — this data set has no ground truth, so the true energy cannot be evaluated' : ''}${decay ? ' (its drift needs a conserved energy; the approximate one is shown above)' : ''}.
         <//>
         ${table}
       </div>`;
@@ -726,6 +910,7 @@
 
     return html`
       <div className="space-y-4">
+        ${decay}
         <${Card}>${controls}<//>
         ${summary}
         <div className="grid gap-4 lg:grid-cols-2">${energyChart}${driftChart}</div>
@@ -851,6 +1036,7 @@
     energy: 'bg-sky-100 text-sky-800 ring-sky-200',
     invariant: 'bg-emerald-100 text-emerald-800 ring-emerald-200',
     latent: 'bg-violet-100 text-violet-800 ring-violet-200',
+    approximate: 'bg-amber-100 text-amber-800 ring-amber-200',
   };
 
   function ParetoTooltip({ active, payload }) {
@@ -862,7 +1048,7 @@
     </div>`;
   }
 
-  function ParetoChart({ pareto }) {
+  function ParetoChart({ pareto, testid }) {
     const pts = arr(pareto).filter((p) => p && isNum(p.complexity) && isNum(p.loss))
       .map((p) => ({ ...p })).sort((a, b) => a.complexity - b.complexity);
     if (!pts.length) return html`<${Notice}>No Pareto front in the data.<//>`;
@@ -872,7 +1058,7 @@
     const xAxis = niceAxis(pts.map((p) => p.complexity).concat([0, pts[pts.length - 1].complexity + 1]));
     const chosen = pts.find((p) => p.chosen);
     return html`
-      <div data-testid="pareto-chart">
+      <div data-testid=${testid || 'pareto-chart'}>
         <${ResponsiveContainer} width="100%" height=${220}>
           <${LineChart} data=${pts} margin=${{ top: 10, right: 16, bottom: 16, left: 4 }}>
             <${CartesianGrid} stroke=${GRID} strokeDasharray="3 3" />
@@ -900,6 +1086,67 @@
     return html`<span className=${'inline-flex items-center rounded-full px-2 py-0.5 text-xs font-medium ring-1 ring-inset ' + cls}>${children}</span>`;
   }
 
+  /** A law's coefficients with their spread (discover.py: over folds of the training data). */
+  function UncertaintyTable({ unc }) {
+    const rows = arr(unc && unc.coefficients).filter((r) => r && typeof r === 'object');
+    if (!rows.length) return null;
+    return html`
+      <div data-testid="uncertainty-table" className="rounded-lg border border-slate-200">
+        <div className="border-b border-slate-200 bg-slate-50 px-3 py-1.5 text-xs font-medium text-slate-600"
+          title=${(unc && unc.method) || ''}>Coefficients ± uncertainty${unc && unc.method ? html`<span className="font-normal text-slate-400"> · ${unc.method}</span>` : ''}</div>
+        <table className="w-full text-sm">
+          <tbody>${rows.map((r, i) => {
+            const rel = isNum(r.value) && isNum(r.err) && r.value !== 0 ? Math.abs(r.err / r.value) : null;
+            return html`<tr key=${i} data-testid="coef-row" data-term=${r.term || ''}
+              className="border-b border-slate-100 last:border-0">
+              <td className="px-3 py-1">${r.latex ? html`<${Tex} tex=${r.latex} inline=${true} testid="coef-term" />`
+                : html`<code className="text-xs">${r.term || '—'}</code>`}</td>
+              <td className="px-3 py-1 text-right font-mono tabular-nums" data-testid="coef-value">${fmt(r.value, 5)} ± ${fmt(r.err, 2)}</td>
+              <td className="px-3 py-1 text-right font-mono text-xs tabular-nums text-slate-500">${rel === null ? '' : '(' + pct(rel, rel < 0.01 ? 2 : 1) + ')'}</td>
+            </tr>`;
+          })}</tbody>
+        </table>
+      </div>`;
+  }
+
+  /** How an approximately conserved energy decays, and the fitted law of its loss. */
+  function DecayBlock({ decay, name }) {
+    if (!decay || typeof decay !== 'object') return null;
+    const laws = arr(decay.pareto).filter((p) => p && typeof p === 'object');
+    const sym = name ? nameTex(name) : 'E';
+    return html`
+      <div data-testid="decay-block" className="space-y-2 rounded-lg border border-amber-200 bg-amber-50/50 px-3 py-2">
+        <div className="text-xs font-medium uppercase tracking-wide text-amber-800">Decay over ${decay.series === 1 ? 'the recording' : isNum(decay.series) ? decay.series + ' series' : 'each series'}</div>
+        <div className="text-sm text-slate-700" data-testid="decay-kept">
+          keeps <b className="font-mono">${pct(decay.kept, 1)}</b> of its value above its minimum
+          <span className="font-mono text-slate-500"> (${fmt(decay.start, 4)} → ${fmt(decay.end, 4)})</span>
+        </div>
+        ${decay.loss_law_latex ? html`<${Tex} tex=${decay.loss_law_latex.replace(/^\\dot E\b/, '\\dot{' + sym + '}')} testid="loss-law-katex" />`
+          : decay.loss_law ? html`<code data-testid="loss-law-text" className="block text-sm">${decay.loss_law}</code>`
+            : html`<div className="text-sm text-slate-500">no loss law fitted</div>`}
+        ${decay.loss_law && html`<div className="font-mono text-xs text-slate-500">${decay.loss_law}</div>`}
+        <div className="text-sm text-slate-700" data-testid="decay-explained">
+          the loss law explains <b className="font-mono">${pct(decay.explained, 1)}</b> of the change of ${name ? displayName(name) : 'the energy'}
+        </div>
+        ${decay.method && html`<div className="text-xs text-slate-500">${decay.method}</div>`}
+        ${laws.length > 0 && html`
+          <details className="text-xs">
+            <summary className="cursor-pointer text-slate-600">Loss-law candidates (${laws.length})</summary>
+            <table className="mt-1 w-full">
+              <thead><tr className="border-b border-amber-200 text-slate-500">
+                <th className="px-2 py-1 text-right">complexity</th><th className="px-2 py-1 text-right">unexplained</th>
+                <th className="px-2 py-1 text-left">dE/dt</th></tr></thead>
+              <tbody>${laws.map((p, i) => html`
+                <tr key=${i} className=${'border-b border-amber-100 ' + (p.chosen ? 'font-semibold' : '')}>
+                  <td className="px-2 py-1 text-right font-mono">${isNum(p.complexity) ? p.complexity : '—'}</td>
+                  <td className="px-2 py-1 text-right font-mono">${pct(p.loss, 2)}</td>
+                  <td className="break-all px-2 py-1 font-mono">${p.expression || '—'}${p.chosen ? ' ← chosen' : ''}</td>
+                </tr>`)}</tbody>
+            </table>
+          </details>`}
+      </div>`;
+  }
+
   function EquationCard({ eq, hasTruth }) {
     const kind = eq.kind || 'equation';
     const tex = eq.latex ? (eq.name ? nameTex(eq.name) + ' = ' : '') + eq.latex : null;
@@ -909,6 +1156,17 @@
         : html`<${StatusBadge} ok=${false}>✗ no match<//>`;
     const structure = eq.structure_match === true ? 'yes' : eq.structure_match === false ? 'no' : '—';
     const pareto = arr(eq.pareto);
+    const approximate = eq.approximate === true || kind === 'approximate';
+    const lossLaws = arr(eq.decay && eq.decay.pareto);
+    const lossFront = pareto.length === 0 && lossLaws.length > 0;   // an approximate energy's
+    // held-out (evaluate.py) where defined, else discover.py's own (a recording's test part
+    // may be a single window)
+    const ratio = isNum(eq.conservation_ratio) ? eq.conservation_ratio : num(eq.conservation_ratio_discover);
+    const ratioTitle = 'conservation ratio: variance along trajectories / variance across them (lower is better)' +
+      (!isNum(eq.conservation_ratio) && isNum(eq.conservation_ratio_discover) ? '; discover.py\'s (no held-out value)' : '');
+    const muOk = isNum(eq.mu) && isNum(eq.mu_threshold) ? eq.mu <= eq.mu_threshold : null;
+    const mu = isNum(eq.mu) ? html`<span data-testid="mu-stat" className=${muOk === false ? 'text-amber-700' : ''}>${fmt(eq.mu, 3)}${isNum(eq.mu_threshold)
+      ? html`<span className="text-slate-500"> ${muOk ? '≤' : '>'} ${fmt(eq.mu_threshold, 3)}</span>` : ''}</span>` : '—';
     const stat = (label, value, title) => html`<div title=${title || ''}>
       <dt className="text-xs uppercase tracking-wide text-slate-500">${label}</dt>
       <dd className="font-mono text-sm tabular-nums text-slate-900">${value}</dd></div>`;
@@ -918,19 +1176,28 @@
         <div className="space-y-3 lg:col-span-3">
           <div className="flex flex-wrap items-center gap-2">
             <span className=${'rounded-md px-2 py-0.5 text-xs font-semibold uppercase tracking-wide ring-1 ring-inset ' + (KIND_STYLE[kind] || 'bg-slate-100 text-slate-700 ring-slate-200')}>${kind}</span>
-            <span className="text-sm font-semibold text-slate-800">${eq.name || '(unnamed)'}</span>
+            <span className="text-sm font-semibold text-slate-800" title=${eq.name || ''}>${displayName(eq.name) || '(unnamed)'}</span>
+            ${approximate && html`<span data-testid="approximate-badge"
+              title="conserved only approximately (beyond the data's noise floor): listed, never counted as a conservation law"
+              className="inline-flex items-center rounded-full bg-amber-100 px-2 py-0.5 text-xs font-semibold text-amber-900 ring-1 ring-inset ring-amber-300">approximate — not counted</span>`}
+            ${eq.counted === true && html`<span data-testid="counted-badge" title="counted in the number of independent conserved quantities"
+              className="inline-flex items-center rounded-full bg-slate-100 px-2 py-0.5 text-xs font-medium text-slate-700 ring-1 ring-inset ring-slate-200">counted</span>`}
             ${matched}
           </div>
           ${tex ? html`<${Tex} tex=${tex} testid="equation-katex" />`
             : html`<code data-testid="equation-source" className="block rounded bg-slate-50 px-3 py-2 text-sm">${eq.expression || '—'}</code>`}
           ${eq.expression && html`<div className="break-all font-mono text-xs text-slate-500" title="expression">${eq.expression}</div>`}
-          <dl className="grid grid-cols-2 gap-x-4 gap-y-2 sm:grid-cols-5">
+          ${approximate && eq.reason && html`<p data-testid="approximate-reason" className="text-xs text-amber-800">${eq.reason}</p>`}
+          <dl className="grid grid-cols-2 gap-x-4 gap-y-2 sm:grid-cols-6">
             ${stat('R²', fmtR2(eq.r2), 'affine R² against the matched true invariant')}
             ${stat('complexity', isNum(eq.complexity) ? eq.complexity : '—')}
-            ${stat('conservation', html`<${Sci} v=${eq.conservation_ratio} />`, 'conservation ratio: variance along trajectories / variance across them (lower is better)')}
+            ${stat('conservation', html`<${Sci} v=${ratio} />`, ratioTitle)}
+            ${stat(html`<span><span className="normal-case">μ</span> / allowed</span>`, mu, 'within-trajectory variance over what the measured noise floor gives an exact law; exact when at most the allowed value')}
             ${stat('matched', eq.matched != null ? String(eq.matched) : '—')}
             ${stat('structure', structure, 'same symbolic structure as the true invariant')}
           </dl>
+          <${UncertaintyTable} unc=${eq.uncertainty} />
+          <${DecayBlock} decay=${eq.decay} name=${eq.name} />
           ${pareto.length > 0 && html`
             <details className="text-sm">
               <summary className="cursor-pointer text-slate-600">Pareto candidates (${pareto.length})</summary>
@@ -948,14 +1215,16 @@
             </details>`}
         </div>
         <div className="lg:col-span-2">
-          <div className="mb-1 text-xs font-medium text-slate-600">Pareto front (loss vs complexity)</div>
-          <${ParetoChart} pareto=${pareto} />
+          <div className="mb-1 text-xs font-medium text-slate-600">${lossFront
+            ? 'Loss-law candidates (unexplained share of the change vs complexity)' : 'Pareto front (loss vs complexity)'}</div>
+          ${lossFront ? html`<${ParetoChart} pareto=${lossLaws} testid="loss-law-chart" />` : html`<${ParetoChart} pareto=${pareto} />`}
         </div>
       </article>`;
   }
 
   function EquationsTab({ name, sys }) {
     const equations = arr(sys.equations).filter((e) => e && typeof e === 'object');
+    const nApprox = equations.filter((e) => e.approximate === true || e.kind === 'approximate').length;
     return html`
       <div className="space-y-4">
         <div className="flex flex-wrap items-center gap-3 rounded-xl border border-slate-200 bg-white px-4 py-3 shadow-sm">
@@ -963,6 +1232,8 @@
           <span data-testid="n-conserved" className="rounded-md bg-slate-900 px-2.5 py-0.5 font-mono text-sm font-semibold text-white">
             ${isNum(sys.n_conserved) ? sys.n_conserved : '—'}</span>
           <span className="text-sm text-slate-500">${equations.length} equation${equations.length === 1 ? '' : 's'}</span>
+          ${nApprox > 0 && html`<span data-testid="n-approximate" className="text-sm text-amber-800"
+            title="conserved only approximately: listed, never counted">${nApprox} approximate, not counted</span>`}
           ${sys.has_truth === false && html`<${StatusBadge} ok=${null}>user data: no ground truth to compare with<//>`}
         </div>
         ${equations.length === 0
@@ -1033,7 +1304,7 @@
             <dd data-testid="header-systems" className="flex flex-wrap gap-1.5">${names.map((n) => {
               const s = systems[n] || {};
               return html`<span key=${n} className="rounded-md bg-slate-100 px-2 py-0.5 text-xs text-slate-700 ring-1 ring-inset ring-slate-200"
-                title=${variablesOf(s).join(', ')}>${n}<span className="text-slate-400"> · ${variablesOf(s).length}-D${s.has_truth === false ? ' · no truth' : ''}</span></span>`;
+                title=${variablesOf(s).join(', ')}>${n}<span className="text-slate-400"> · ${variablesOf(s).length}-D${s.has_truth === false ? ' · no truth' : ''}${s.recording === true ? ' · recording' : ''}</span></span>`;
             })}</dd></div>
         </dl>
       </div>`;
@@ -1108,6 +1379,7 @@
               <span className="text-xs text-slate-500">
                 state (${variablesOf(sys).join(', ')})${arr(sys.canonical).length ? ` · canonical (${sys.canonical.join(', ')})` : ''}
                 ${sys.has_truth === false ? ' · user data without ground truth' : ''}
+                ${sys.recording === true ? html`<span data-testid="recording-note" title=${(sys.recording_info && sys.recording_info.description) || ''}> · a recording, cut into windows</span>` : ''}
               </span>
             </div>`}
           <div data-testid=${'panel-' + tab} role="tabpanel">

@@ -8,6 +8,10 @@ Three systems, shaped like what ``evaluate.py`` writes:
 * ``lab-pendulum`` -- user data without ground truth: ``has_truth`` false, no canonical labels,
   no standard run, every energy/drift/R^2/match value null.
 
+``write_recording_csv`` writes a different thing: one real-looking recording (a damped pendulum
+with measurement noise, in the long CSV format the loader reads) for the tests that run the real
+train -> discover -> evaluate pipeline on a recording.
+
 Pure Python (no numpy) so it runs anywhere. ``python tests/dashboard_fixture.py DIR`` writes
 ``DIR/dashboard_data.js`` for a quick look at the page without running the pipeline.
 """
@@ -238,16 +242,74 @@ HNN_TABLE = [
 ]
 
 
+def _plain_fields(system: dict) -> dict:
+    """The fields DATA.md gives every system and equation that these simulated, exactly
+    conserving ones leave empty: not a recording, no decay, no uncertainty."""
+    system.update(recording=False, recording_info=None, decay=None)
+    for eq in system["equations"]:
+        counted = eq["kind"] in ("energy", "invariant")
+        eq.update(conservation_ratio_discover=eq["conservation_ratio"], counted=counted,
+                  approximate=False, mu=0.9 if counted else None,
+                  mu_threshold=1.85 if counted else None, reason=None,
+                  source="library" if counted else None, uncertainty=None, decay=None)
+    return system
+
+
 def make_data(seed: int = 0, n_traj: int = 3, hnn: bool = True) -> dict:
     """The DASHBOARD_DATA dict (deterministic for a given seed)."""
     rng = random.Random(seed)
+    systems = {"projectile": _projectile(rng, n_traj), "spring": _spring(rng, n_traj),
+               "lab-pendulum": _user_pendulum(rng, 2)}
     return {
         "generated": "2026-11-23T18:00:00Z",
         "backend": "operon+sparse",
-        "systems": {"projectile": _projectile(rng, n_traj), "spring": _spring(rng, n_traj),
-                    "lab-pendulum": _user_pendulum(rng, 2)},
+        "systems": {name: _plain_fields(system) for name, system in systems.items()},
         "hnn_table": [dict(row) for row in HNN_TABLE] if hnn else None,
     }
+
+
+# ------------------------------------------------------------------ a recording (for the pipeline)
+
+# A pendulum recorded like the real one of Schmidt & Lipson (2009): angle and angular velocity
+# at 6 frames per time unit, losing energy to friction: theta'' = -W2 sin(theta) - GAMMA theta'.
+# Its energy H = omega^2/2 - W2 cos(theta) decays at dH/dt = -GAMMA omega^2.
+W2, GAMMA = 2.47, 0.012
+FRAME_DT, SUBSTEPS = 1.0 / 6.0, 8
+NOISE = (0.005, 0.003)          # measurement noise of theta and omega
+
+
+def damped_pendulum(frames: int, theta0: float = 1.3) -> tuple[list[float], list[list[float]]]:
+    """(t, states) of the noise-free recording, RK4 with SUBSTEPS steps per frame."""
+    def rhs(th, om):
+        return om, -W2 * math.sin(th) - GAMMA * om
+
+    h = FRAME_DT / SUBSTEPS
+    th, om = theta0, 0.0
+    t, states = [], []
+    for k in range(frames):
+        t.append(k * FRAME_DT)
+        states.append([th, om])
+        for _ in range(SUBSTEPS):
+            a1, b1 = rhs(th, om)
+            a2, b2 = rhs(th + 0.5 * h * a1, om + 0.5 * h * b1)
+            a3, b3 = rhs(th + 0.5 * h * a2, om + 0.5 * h * b2)
+            a4, b4 = rhs(th + h * a3, om + h * b3)
+            th += h * (a1 + 2 * a2 + 2 * a3 + a4) / 6
+            om += h * (b1 + 2 * b2 + 2 * b3 + b4) / 6
+    return t, states
+
+
+def write_recording_csv(path: str | Path, frames: int = 480, seed: int = 0) -> Path:
+    """One damped-pendulum recording with measurement noise as the loader's long CSV
+    (trajectory, t, theta:q, omega:p): a single trajectory, which the loader cuts into windows."""
+    rng = random.Random(seed)
+    t, states = damped_pendulum(frames)
+    lines = ["trajectory,t,theta:q,omega:p"]
+    for tt, (th, om) in zip(t, states):
+        lines.append(f"0,{tt!r},{th + rng.gauss(0, NOISE[0])!r},{om + rng.gauss(0, NOISE[1])!r}")
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def write_data_js(folder: str | Path, data: object) -> Path:

@@ -11,7 +11,14 @@ no errors besides the failed CDN requests. Missing, empty, broken and sparse dat
 missing libraries must give a clear message, never a blank page.
 Screenshots of each tab go to pytest's tmp_path (paths printed; see them with `pytest -s`).
 
-Skipped only when Chromium or dashboard/node_modules (`npm ci` in dashboard/) is missing.
+A real recording goes through the real pipeline too (train -> discover -> evaluate on a tiny
+damped-pendulum recording from tests/dashboard_fixture.py, about 20 s): the fields evaluate.py
+writes for it (approximate laws flagged and never counted, coefficients with their spread, the
+energy's decay along the recording beside its integrated loss law) are checked for what they
+claim, then drawn in the browser.
+
+The browser tests are skipped only when Chromium or dashboard/node_modules (`npm ci` in
+dashboard/) is missing.
 """
 from __future__ import annotations
 
@@ -26,14 +33,17 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
 
 try:
-    from dashboard_fixture import make_data, write_data_js
+    from dashboard_fixture import W2, make_data, write_data_js, write_recording_csv
+    from tiny_pipeline import ok
 except ImportError:                      # tests/ turned into a package
-    from tests.dashboard_fixture import make_data, write_data_js
+    from tests.dashboard_fixture import W2, make_data, write_data_js, write_recording_csv
+    from tests.tiny_pipeline import ok
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "dashboard"
@@ -488,6 +498,18 @@ def test_sparse_data_never_blank(browser, serve, tmp_path, data):
     spring["equations"][0].update(latex=None, r2=None, conservation_ratio=None, matched=None,
                                   structure_match=None, complexity=None)
     spring["equations"][0]["pareto"][2]["loss"] = None
+    # the fields of approximate laws and recordings, half empty
+    spring["equations"].append({
+        "kind": "approximate", "name": "E~", "expression": "x**2", "latex": "x^{2}",
+        "approximate": True, "counted": False, "mu": None, "mu_threshold": 1.8, "pareto": [],
+        "uncertainty": {"method": None, "coefficients": [
+            {"term": "x**2", "latex": None, "value": None, "err": None}, None]},
+        "decay": {"kept": None, "loss_law": None, "loss_law_latex": None,
+                  "pareto": [None, {"complexity": None, "loss": None}]}})
+    spring.update(recording=True, recording_info={"description": None, "series": [
+        {"t": [0, 1, 2], "states": [None, [1, None], [1, 2]], "held_out_from": None}, None]},
+        decay={"equation": None, "kept": None, "series": [
+            {"t": [0, 1, 2], "energy": [None, 1, 0.5], "predicted": None}, None]})
     folder = _site(tmp_path / "site", data=sparse)
     context, page, watch, _ = _open(browser, serve(folder) + "index.html")
     try:
@@ -507,6 +529,10 @@ def test_sparse_data_never_blank(browser, serve, tmp_path, data):
         page.select_option("[data-testid=system-select]", "spring")
         page.click("[data-testid=tab-equations]")
         assert page.locator("[data-testid=equation-source]").count() == 1    # no LaTeX: plain text
+        assert page.locator("[data-testid=approximate-badge]").count() == 1
+        assert page.locator("[data-testid=coef-row]").count() == 1
+        page.click("[data-testid=tab-energy]")
+        assert page.locator("[data-testid=decay-chart]").is_visible()
         page.click("[data-testid=tab-trajectory]")
         assert _long_curves(page, "[data-testid=main-plot]") >= 2
         assert watch.errors == []
@@ -545,6 +571,296 @@ def test_optional_libraries_missing_degrade_gracefully(browser, serve, tmp_path,
         n = len(data["systems"]["projectile"]["equations"])
         assert page.locator("[data-testid=equation-source]").count() == n
         assert _long_curves(page, "[data-testid=pareto-chart]", 20) == n
+        assert watch.errors == []
+    finally:
+        context.close()
+
+
+# ------------------------------------------------------------------------------ a real recording
+
+RECORDING_FRAMES = 480
+TINY_TRAIN = ["--epochs", "2", "--hidden-dim", "16", "--latent-dim", "4", "--threads", "1",
+              "--quiet"]
+TINY_DISCOVER = ["--budget", "2000", "--niterations", "2", "--latent-pcs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """train.py, discover.py and evaluate.py on one damped-pendulum recording (the loader cuts
+    it into windows): {"csv", "entry" (discover.py's), "system" (the dashboard's), "size"}."""
+    import evaluate
+    from data.loader import load_trajectories
+    from evaluation import system
+    from evaluation.truth import read_truth
+    from runs import data_key, find_data_runs
+    from utils import read_json
+
+    root = tmp_path_factory.mktemp("recording")
+    csv = write_recording_csv(root / "lab_pendulum.csv", frames=RECORDING_FRAMES)
+    results = root / "results"
+    dirs = ["--results-dir", results]
+    ok("train", ["--system", csv, *TINY_TRAIN, *dirs])
+    ok("discover", ["--system", csv, *TINY_DISCOVER, *dirs])
+    argv = ["--systems", csv, "--results-dir", results, "--plots-dir", root / "plots",
+            "--dashboard-file", root / "site" / "dashboard_data.js", "--quiet"]
+    args = evaluate.parse_args([str(a) for a in argv])
+    data = load_trajectories(csv, args.data_dir, with_truth=True)
+    key = data_key(data.source, args.data_dir)
+    entry = read_json(results / "discovered_equations.json")[key]
+    if "approximate" in getattr(system, "EQUATION_KINDS", ()):
+        ok("evaluate", argv)
+    else:
+        # evaluation.system.check_discovered does not know kind "approximate" yet: the same
+        # inputs read here, then the real evaluation
+        evaluate.evaluate(args, [system.Inputs(str(csv), key, data, read_truth(data), entry,
+                                               find_data_runs(results, key, data.source))])
+    path = Path(args.dashboard_file)
+    text = path.read_text(encoding="utf-8")
+    payload = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    return {"csv": csv, "entry": entry, "system": payload["systems"][key],
+            "size": path.stat().st_size}
+
+
+def _csv_states(csv: Path) -> tuple[list[float], list[list[float]]]:
+    rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    return [float(r[1]) for r in rows], [[float(r[2]), float(r[3])] for r in rows]
+
+
+def _evaluate(expression: str, theta: float, omega: float) -> float:
+    import sympy as sp
+
+    from utils import parse_expression
+    syms = {"theta": sp.Symbol("theta"), "omega": sp.Symbol("omega")}
+    return float(parse_expression(expression, syms).subs({syms["theta"]: theta,
+                                                          syms["omega"]: omega}))
+
+
+def _r2(y: list[float], fit: list[float]) -> float:
+    mean = sum(y) / len(y)
+    return 1 - sum((a - b) ** 2 for a, b in zip(y, fit)) / sum((a - mean) ** 2 for a in y)
+
+
+def test_recording_fields_from_the_pipeline(recording):
+    sys_, entry = recording["system"], recording["entry"]
+    assert sys_["recording"] is True and sys_["has_truth"] is False
+    info = sys_["recording_info"]
+    assert info["frames"] == [RECORDING_FRAMES] and info["recordings"] == 1
+    assert "cut into" in info["description"]
+    (whole,) = info["series"]
+    assert 100 < len(whole["t"]) <= 500 and all(len(x) == 2 for x in whole["states"])
+    assert all(b > a for a, b in zip(whole["t"], whole["t"][1:])), "not in time order"
+    t_csv, x_csv = _csv_states(recording["csv"])
+    assert whole["t"][0] == t_csv[0] and whole["states"][0] == pytest.approx(x_csv[0], abs=1e-4)
+    assert whole["t"][0] < whole["held_out_from"] < whole["t"][-1]
+
+    # the energy that friction drains: listed, flagged, never counted
+    approx = [e for e in sys_["equations"] if e["kind"] == "approximate"]
+    assert [e["name"] for e in approx] == ["E~"]
+    e = approx[0]
+    assert e["approximate"] is True and e["counted"] is False
+    assert e["mu"] > e["mu_threshold"] > 0 and "not exactly conserved" in e["reason"]
+    assert sys_["n_conserved"] == sum(q["counted"] for q in sys_["equations"]) == \
+        entry["n_conserved"]
+    assert e["conservation_ratio_discover"] == pytest.approx(
+        next(q for q in entry["equations"] if q["name"] == "E~")["conservation_ratio"])
+
+    # coefficients +- their spread: the same law as the expression, the pendulum's energy
+    rows = {r["term"]: r for r in e["uncertainty"]["coefficients"]}
+    assert set(rows) == {"omega**2", "cos(theta)"}
+    assert all(r["latex"] and 0 < r["err"] < 0.05 * abs(r["value"]) for r in rows.values())
+    for theta, omega in x_csv[:: 97]:
+        by_terms = (rows["omega**2"]["value"] * omega ** 2
+                    + rows["cos(theta)"]["value"] * __import__("math").cos(theta))
+        assert by_terms == pytest.approx(_evaluate(e["expression"], theta, omega), rel=1e-4)
+    assert -rows["cos(theta)"]["value"] / (2 * rows["omega**2"]["value"]) == \
+        pytest.approx(W2, rel=0.03)
+
+    # the decay: the energy along the recording in time order, and its integrated loss law
+    block = e["decay"]
+    assert block["loss_law"].startswith("dE/dt =") and block["loss_law_latex"].startswith(r"\dot E")
+    assert 0.2 < block["kept"] < 0.8 and block["explained"] > 0.9 and block["pareto"]
+    decay = sys_["decay"]
+    assert decay["equation"] == "E~" and decay["kept"] == block["kept"]
+    assert decay["loss_law"] == block["loss_law"]
+    (one,) = decay["series"]
+    t, energy, predicted = one["t"], one["energy"], one["predicted"]
+    assert 100 < len(t) <= 500 and len(energy) == len(predicted) == len(t)
+    assert all(b > a for a, b in zip(t, t[1:]))
+    # measured from discover.py's zero: the law on the first recorded state, less that zero
+    assert energy[0] == pytest.approx(_evaluate(e["expression"], *x_csv[0]) - block["zero"],
+                                      abs=1e-4)
+    tenth = len(energy) // 10
+    start, end = sum(energy[:tenth]) / tenth, sum(energy[-tenth:]) / tenth
+    assert min(energy) > -0.05 and end < 0.8 * start
+    assert end / start == pytest.approx(block["kept"], abs=0.1)
+    assert _r2(energy, predicted) > 0.95, "the integrated loss law misses the decay"
+    assert recording["size"] < 300_000
+
+
+def _damped_oscillator(t, c: float = 0.2, amplitude: float = 1.0):
+    """x'' = -x - c x' from x = amplitude, v = 0: states (..., 2) and the energy
+    (x^2 + v^2) / 2, which it loses at dE/dt = -c v^2."""
+    import numpy as np
+
+    wd = np.sqrt(1 - c * c / 4)
+    decay = amplitude * np.exp(-c * t / 2)
+    x = decay * (np.cos(wd * t) + c / (2 * wd) * np.sin(wd * t))
+    v = -decay * np.sin(wd * t) / wd
+    return np.stack([x, v], axis=-1), 0.5 * (x * x + v * v)
+
+
+DAMPED_ENTRY = {"variables": ["x", "v"], "derived_inputs": {}, "n_conserved": 0,
+                "equations": [{"kind": "approximate", "name": "E~",
+                               "expression": "0.5*x**2 + 0.5*v**2",
+                               "decay": {"zero": -0.25, "loss_law": "dE/dt = -0.2*v**2",
+                                         "kept": 0.5, "explained": 0.99}}]}
+
+
+@pytest.mark.parametrize("frames", [[1000], [600, 400]])
+def test_decay_series_of_recordings_is_the_energy_in_time_order(frames):
+    """Windows of recordings are joined back in time order; the integrated loss law follows
+    the closed-form energy of a damped oscillator."""
+    import numpy as np
+
+    from data.loader import Trajectories
+    from evaluation.dashboard import decay_series, recording_series
+    from evaluation.system import SystemResult
+
+    window, states, times, split = 100, [], [], []
+    for n in frames:
+        t = np.arange(n) * 0.01
+        x, _ = _damped_oscillator(t)
+        for k in range(n // window):
+            states.append(x[k * window:(k + 1) * window])
+            times.append(t[k * window:(k + 1) * window])
+            split.append("train" if k < n // window - 2 else "test")
+    meta = {"recording": {"recordings": len(frames), "frames": frames, "window": window}}
+    data = Trajectories("rec", "rec.csv", np.array(states), np.array(times), ["x", "v"],
+                        ["q", "p"], np.array(split), meta)
+    res = SystemResult("rec", {}, data, None, np.flatnonzero(data.split == "test"),
+                       discovered=DAMPED_ENTRY)
+    out = decay_series(res, SimpleNamespace(n_dashboard=5))
+    assert [s["id"] for s in out["series"]] == list(range(len(frames)))
+    for one, n in zip(out["series"], frames):
+        t = np.array(one["t"])
+        assert len(t) <= 500 // len(frames) and t[0] == 0 and t[-1] == pytest.approx(0.01 * (n - 1))
+        assert np.all(np.diff(t) > 0)
+        _, energy = _damped_oscillator(t)
+        assert np.allclose(one["energy"], energy + 0.25, atol=1e-5)      # from the zero
+        assert np.allclose(one["predicted"], one["energy"], atol=1e-4)
+        assert one["held_out_from"] == pytest.approx(0.01 * (n - 2 * window))
+    whole = recording_series(res)
+    assert [len(w["t"]) for w in whole] == [len(s["t"]) for s in out["series"]]
+    assert np.allclose(whole[0]["states"], _damped_oscillator(np.array(whole[0]["t"]))[0],
+                       atol=1e-4)
+
+
+def test_decay_series_of_trajectories_and_bad_formulas():
+    """A trajectory file: the held-out trajectories shown, nothing marked held out; an
+    unparsable loss law leaves no prediction, an unparsable energy no series."""
+    import numpy as np
+
+    from data.loader import Trajectories
+    from evaluation.dashboard import decay_series
+    from evaluation.system import SystemResult
+
+    t = np.arange(300) * 0.02
+    amplitudes = np.linspace(0.5, 2.0, 6)
+    states = np.stack([_damped_oscillator(t, amplitude=a)[0] for a in amplitudes])
+    data = Trajectories("osc", "osc.npz", states, np.broadcast_to(t, (6, 300)).copy(),
+                        ["x", "v"], ["q", "p"], np.array(["train"] * 3 + ["test"] * 3))
+    res = SystemResult("osc", {}, data, None, np.array([3, 4, 5]), discovered=DAMPED_ENTRY)
+    out = decay_series(res, SimpleNamespace(n_dashboard=2))
+    assert [s["id"] for s in out["series"]] == [3, 4]
+    for one, a in zip(out["series"], amplitudes[3:]):
+        assert one["held_out_from"] is None
+        assert len(one["t"]) == 250                  # 500 points shared by the series
+        energy = _damped_oscillator(np.array(one["t"]), amplitude=a)[1]
+        assert np.allclose(one["energy"], energy + 0.25, atol=1e-5)
+        assert np.allclose(one["predicted"], one["energy"], atol=1e-4 * a * a)
+    broken = json.loads(json.dumps(DAMPED_ENTRY))
+    broken["equations"][0]["decay"]["loss_law"] = "dE/dt = __import__('os')"
+    res.discovered = broken
+    assert all(s["predicted"] is None for s in decay_series(res, SimpleNamespace(
+        n_dashboard=2))["series"])
+    broken["equations"][0]["expression"] = "x.__class__"
+    assert decay_series(res, SimpleNamespace(n_dashboard=2)) is None
+
+
+def _recording_site(tmp_path, recording):
+    data = make_data()
+    data["systems"] = {"lab-recording": recording["system"], "spring": data["systems"]["spring"]}
+    data["hnn_table"] = None
+    return _site(tmp_path / "site", data=data)
+
+
+def test_recording_renders(browser, serve, tmp_path, recording):
+    sys_ = recording["system"]
+    approx = next(e for e in sys_["equations"] if e["kind"] == "approximate")
+    context, page, watch, _ = _open(browser, serve(_recording_site(tmp_path, recording))
+                                    + "index.html?dev=1")      # React's warnings too
+    try:
+        assert page.locator("[data-testid=recording-note]").is_visible()
+        # trajectory: the held-out windows as for any system, and the whole recording
+        assert _long_curves(page, "[data-testid=main-plot]") >= 2
+        assert _long_curves(page, "[data-testid=recording-states]", 1000) == 2
+        assert _long_curves(page, "[data-testid=recording-phase]", 1000) >= 1
+        assert page.locator("[data-testid=recording-states] .held-out-area").count() == 1
+        _shot(page, tmp_path, "recording-trajectory")
+
+        # energy: the decaying energy beside its integrated loss law
+        page.click("[data-testid=tab-energy]")
+        chart = "[data-testid=decay-chart]"
+        assert _long_curves(page, chart, 1000) == 2
+        assert page.locator(f"{chart} .decay-energy path.recharts-curve").count() == 1
+        assert page.locator(f"{chart} .decay-predicted path.recharts-curve").count() == 1
+        assert page.locator(f"{chart} .held-out-area").count() == 1
+        assert page.inner_text("[data-testid=decay-chart-kept]") == \
+            f"{100 * sys_['decay']['kept']:.1f}%"
+        assert page.inner_text("[data-testid=decay-chart-explained]") == \
+            f"{100 * sys_['decay']['explained']:.1f}%"
+        assert page.locator("[data-testid=decay-law-katex] .katex").count() == 1
+        assert "\u1ebc" in page.inner_text(chart)          # E~ shown as E with a tilde
+        assert page.locator("[data-testid=energy-unavailable]").is_visible()   # no true energy
+        _shot(page, tmp_path, "recording-energy")
+
+        # equations: flagged, mu against its threshold, coefficients +- spread, decay block
+        page.click("[data-testid=tab-equations]")
+        card = page.locator("[data-testid=equation-card][data-kind=approximate]")
+        assert card.count() == 1
+        assert card.locator("[data-testid=approximate-badge]").inner_text() == \
+            "approximate — not counted"
+        assert card.locator("[data-testid=counted-badge]").count() == 0
+        assert page.locator("[data-testid=approximate-badge]").count() == 1
+        assert "1 approximate, not counted" in page.inner_text("[data-testid=n-approximate]")
+        assert page.inner_text("[data-testid=n-conserved]").strip() == str(sys_["n_conserved"])
+        mu = card.locator("[data-testid=mu-stat]").inner_text()
+        assert mu.startswith(f"{approx['mu']:.3g}") and ">" in mu
+        coefs = approx["uncertainty"]["coefficients"]
+        rows = card.locator("[data-testid=coef-row]")
+        assert rows.count() == len(coefs)
+        assert card.locator("[data-testid=coef-term] .katex").count() == len(coefs)
+        for row, coef in zip(rows.all(), coefs):
+            value = row.locator("[data-testid=coef-value]").inner_text()
+            shown, err = (float(v) for v in value.split("±"))
+            assert shown == pytest.approx(coef["value"], rel=1e-4)
+            assert err == pytest.approx(coef["err"], rel=0.05)
+        block = card.locator("[data-testid=decay-block]")
+        assert f"{100 * approx['decay']['kept']:.1f}%" in block.inner_text()
+        assert f"{100 * approx['decay']['explained']:.1f}%" in block.inner_text()
+        assert block.locator("[data-testid=loss-law-katex] .katex").count() == 1
+        assert approx["decay"]["loss_law"] in block.inner_text()
+        assert _long_curves(page, "[data-testid=loss-law-chart]", 20) == 1   # its own front
+        assert page.locator("[data-testid=equation-katex] .katex").count() == \
+            len(sys_["equations"])
+        _shot(page, tmp_path, "recording-equations")
+
+        page.select_option("[data-testid=system-select]", "spring")   # a plain system: no flags
+        assert page.locator("[data-testid=approximate-badge]").count() == 0
+        assert page.locator("[data-testid=counted-badge]").count() == 1
+        page.click("[data-testid=tab-energy]")
+        assert page.locator("[data-testid=decay-chart]").count() == 0
+        assert _long_curves(page, "[data-testid=energy-chart]") == 3
         assert watch.errors == []
     finally:
         context.close()
