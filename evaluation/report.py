@@ -181,6 +181,14 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
                   + (f", R² {e['r2']:.4f}" if e.get("r2") is not None else "") + "]")
         if not laws:
             print("    (no conservation law)")
+        for e in m["equations"]:
+            if e["kind"] == "approximate":
+                d = e.get("decay") or {}
+                kept = f", keeps {d['kept']:.1%} over the data" if d.get("kept") else ""
+                loss = (f", {d['loss_law']} (explains {d['explained']:.1%})"
+                        if d.get("loss_law") else "")
+                print(f"    approximately conserved, not counted: {e['name']} = "
+                      f"{e['expression']}{kept}{loss}")
         d = m["drift"]
         if d.get("ratio") is not None:
             print(f"    drift: standard {_fmt(d['standard']['mean'], '%')}, physics-aware "

@@ -19,6 +19,9 @@ from runs import Run, TrainedModel, check_run_fits, data_key, find_data_runs, pi
 from utils import fail, read_json
 
 DRIFT_TARGET = 10.0         # physics-aware drift must be at least this many times smaller
+# Kinds of equation discover.py writes: laws (counted), approximate ones (listed, never
+# counted) and descriptions of the latent space.
+EQUATION_KINDS = ("energy", "invariant", "approximate", "latent")
 
 
 @dataclass
@@ -159,10 +162,10 @@ def check_discovered(disc, names: list[str], where: str, system: str) -> None:
             fail(f"{where}: {field_name} must be a number: {again}")
     for k, eq in enumerate(equations):
         label = f"{where} equation {k}"
-        if eq.get("kind") not in ("energy", "invariant", "latent") or not isinstance(
+        if eq.get("kind") not in EQUATION_KINDS or not isinstance(
                 eq.get("name"), str) or not isinstance(eq.get("expression"), str):
-            fail(f"{label}: needs a kind (energy/invariant/latent), a name and an expression: "
-                 f"{again}")
+            fail(f"{label}: needs a kind ({'/'.join(EQUATION_KINDS)}), a name and an "
+                 f"expression: {again}")
         if not (number(eq.get("complexity")) and number(eq.get("conservation_ratio"))):
             fail(f"{label}: complexity and conservation_ratio must be numbers: {again}")
         front = eq.get("pareto") or []

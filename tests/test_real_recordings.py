@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 
 import discover
+import evaluate
 import train
 from utils import cli
 
@@ -31,6 +32,7 @@ def entries(tmp_path_factory):
         (entry,) = [e for k, e in json.loads((out / "discovered_equations.json").read_text())
                     .items() if k.startswith(name)]
         found[name] = entry
+    found["_out"] = out
     return found
 
 
@@ -45,7 +47,7 @@ def coefficients(eq: dict) -> dict[str, float]:
 
 
 def test_recording_is_cut_into_windows_in_time_order(entries):
-    for entry in entries.values():
+    for entry in (entries["real_pendulum"], entries["real_spring"]):
         run = json.loads((Path(entry["run"]) / "config.json").read_text())
         rec = run["data"]["recording"]
         assert rec["recordings"] == 1 and rec["windows"] >= 8
@@ -90,3 +92,20 @@ def test_spring_energy_is_found_lost_and_explained(entries):
     assert set(spread) == set(c)
     for term, (value, err) in spread.items():
         assert 0 < err < 0.05 * abs(value)
+
+
+def test_evaluate_reports_a_recording_like_any_system(entries, capsys):
+    out = entries["_out"]
+    srcs = [str(REAL / f"{name}.csv") for name in ("real_pendulum", "real_spring")]
+    assert cli(evaluate.main)(["--systems", *srcs, "--results-dir", str(out), "--plots-dir",
+                               str(out / "plots"), "--dashboard-file", str(out / "d.js")]
+                              ) in (0, None)
+    metrics = json.loads((out / "metrics.json").read_text())["systems"]
+    for name in ("real_pendulum", "real_spring"):
+        (m,) = [v for k, v in metrics.items() if k.startswith(name)]
+        assert m["discovery"]["n_conserved"] == 0
+        (approx,) = [e for e in m["equations"] if e["kind"] == "approximate"]
+        assert approx["decay"]["loss_law"].startswith("dE/dt = ")
+        assert approx["uncertainty"]["coefficients"]
+    printed = capsys.readouterr().out
+    assert "approximately conserved, not counted: E~ =" in printed
