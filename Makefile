@@ -3,6 +3,8 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 SYSTEMS ?= projectile spring orbit
+# Real recordings (one long tracked trajectory each) that go through the same pipeline.
+RECORDINGS ?= data/real/real_pendulum.csv data/real/real_spring.csv
 # Extra flags for every stage, e.g. `make run FLAGS=--quiet`.
 FLAGS   ?=
 # The main job trains every model with train.py's defaults (100 epochs); e.g.
@@ -10,7 +12,7 @@ FLAGS   ?=
 SIM_FLAGS   ?=
 TRAIN_FLAGS ?=
 
-.PHONY: setup run quick test bench
+.PHONY: setup run quick test bench hnn-table hnn-real
 
 setup: $(VENV)/.installed dashboard/node_modules/.installed
 
@@ -28,15 +30,15 @@ dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock
 run: setup
 	@echo "== [1/4] simulate: $(SYSTEMS)"
 	$(PY) data/simulate.py --systems $(SYSTEMS) $(SIM_FLAGS) $(FLAGS)
-	@echo "== [2/4] train: physics-aware and standard PhysicsNet per system"
-	@for s in $(SYSTEMS); do \
+	@echo "== [2/4] train: physics-aware and standard PhysicsNet per system and recording"
+	@for s in $(SYSTEMS) $(RECORDINGS); do \
 	  $(PY) train.py --system $$s --tag physics-aware $(TRAIN_FLAGS) $(FLAGS) || exit 1; \
 	  $(PY) train.py --system $$s --energy-weight 0.0 --tag standard $(TRAIN_FLAGS) $(FLAGS) || exit 1; \
 	done
 	@echo "== [3/4] discover"
-	@for s in $(SYSTEMS); do $(PY) discover.py --system $$s $(FLAGS) || exit 1; done
+	@for s in $(SYSTEMS) $(RECORDINGS); do $(PY) discover.py --system $$s $(FLAGS) || exit 1; done
 	@echo "== [4/4] evaluate"
-	$(PY) evaluate.py --systems $(SYSTEMS) $(FLAGS)
+	$(PY) evaluate.py --systems $(SYSTEMS) $(RECORDINGS) $(FLAGS)
 
 # A first look in a few minutes (small data, few epochs: the laws may be less exact).
 quick:
@@ -47,3 +49,10 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench_simulate.py
+
+# The Hamiltonian-NN paper's Table 1, each its own command (not part of `make run`).
+hnn-table: setup
+	$(PY) -m experiments.hnn_table $(FLAGS)
+
+hnn-real: setup
+	$(PY) -m experiments.hnn_real $(FLAGS)

@@ -87,6 +87,35 @@ def equations_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> 
                    "verdict"], rows, markdown)
 
 
+def _with_errors(e: dict) -> str:
+    """The law's terms as 'coefficient ± spread * term' from its uncertainty, else its
+    expression."""
+    coefs = (e.get("uncertainty") or {}).get("coefficients") or {}
+    if not coefs:
+        return e.get("expression") or ""
+    parts = [f"({value:.5g} ± {err:.2g})·{term}" for term, (value, err) in coefs.items()]
+    return " + ".join(parts)
+
+
+def approximate_table(metrics: dict, markdown: bool = False, code=lambda s: s) -> str:
+    """Energies that explain the motion but are lost (real recordings, damped systems):
+    the law with each coefficient's spread, mu against the exactness threshold, the share of
+    the energy the data keep, and the fitted loss law with the share of the change it
+    explains. Listed, never counted."""
+    rows = []
+    for name, m in metrics["systems"].items():
+        for e in m["equations"]:
+            d = e.get("decay")
+            if e.get("kind") != "approximate" or not d:
+                continue
+            rows.append([name, e.get("name"), code(_with_errors(e)),
+                         f"{_fmt(e.get('mu'))} > {_fmt(m['discovery'].get('threshold'))}",
+                         _fmt(d.get("kept"), "%"), code(d.get("loss_law") or "-"),
+                         _fmt(d.get("explained"), "%")])
+    return render(["system", "name", "approximately conserved (± spread over 5 parts)",
+                   "μ > threshold", "kept", "loss law", "explains"], rows, markdown)
+
+
 def drift_table(metrics: dict, markdown: bool = False) -> str:
     rows = []
     for name, m in metrics["systems"].items():
@@ -168,6 +197,10 @@ def print_report(metrics: dict, dashboard: Path | None) -> None:
     if any(len(m.get("ablation") or []) > 2 for m in metrics["systems"].values()):
         print("\n5. Ablations (every run of each system)")
         print(ablation_table(metrics))
+    if any(e.get("kind") == "approximate" and e.get("decay")
+           for m in metrics["systems"].values() for e in m["equations"]):
+        print("\nApproximately conserved (lost energy, not counted)")
+        print(approximate_table(metrics))
     if metrics.get("hnn_table"):
         print("\nHamiltonian NN vs baseline (results/hnn_table.json)")
         print(hnn_table(metrics))
@@ -228,6 +261,15 @@ def readme_section(metrics: dict) -> str:
              f"{metrics['settings']['prefix']} observed steps, true energy)", "",
              drift_table(metrics, markdown=True), "", DRIFT_NOTE, "", "#### Training", "",
              training_table(metrics, markdown=True)]
+    if any(e.get("kind") == "approximate" and e.get("decay")
+           for m in metrics["systems"].values() for e in m["equations"]):
+        parts += ["", "#### Approximately conserved: lost energy and its loss law", "",
+                  approximate_table(metrics, markdown=True, code=code), "",
+                  "μ: within-trajectory variance over what the data's measured noise gives "
+                  "it (a law is exact at μ ≤ threshold); kept: the energy above its minimum at "
+                  "the end of the data over that at the start; loss law: dE/dt fitted in "
+                  "integral form along each recording, with the share of E's change it "
+                  "explains. Not counted as laws."]
     if metrics.get("hnn_table"):
         parts += ["", "#### Hamiltonian NN vs baseline (experiments/)", "",
                   hnn_table(metrics, markdown=True), "",
