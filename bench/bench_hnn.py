@@ -23,12 +23,10 @@ implementation took ~43 / 69 / 86 s per HNN on one thread of this machine; those
 printed next to ours for orientation only (other people's jobs change wall times a lot
 here, so the in-run ratios are the measurement). Writes results/bench_hnn.json.
 """
-from __future__ import annotations
-
-import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +37,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.hnn import HNNConfig, build_hamiltonian_model  # noqa: E402
 from experiments.hnn_table import TASKS, make_dataset, task_seeds  # noqa: E402
 from models.hnn_training import fit, mse  # noqa: E402
-from utils import (RESULTS_DIR, atomic_write_json, cli, environment_info, fail,  # noqa: E402
-                   require_known)
+from utils import (RESULTS_DIR, atomic_write_json, cli, describe, environment_info,  # noqa: E402
+                   fail, flag, parse_flags, require_known)
 
 ISSUE_REFERENCE_S = {"spring": 43.0, "pendulum": 69.0, "two-body": 86.0}
+
+
+# Annotations are real types (no `from __future__ import annotations`), so that the
+# dataclass also builds when a test loads this file by path, outside sys.modules.
+@dataclass
+class HNNBenchFlags:
+    """Flags of bench/bench_hnn.py."""
+
+    tasks: list[str] = flag(list(TASKS), "tasks to time (experiments/hnn_table.py TASKS)")
+    steps: int | None = flag(None, "steps per timing (default 200 full-batch, 500 minibatch)")
+    rounds: int = flag(3, "interleaved rounds; the median counts")
+    naive_steps: int = flag(2, "steps of the per-sample (naive) reference, extrapolated")
+    full: bool = flag(False, "also time one whole protocol run")
+    out: Path = flag(RESULTS_DIR / "bench_hnn.json", "where the timings are written")
+    threads: int = flag(1, "torch threads for every implementation (the references' times are "
+                           "for 1; this machine has 2 cores)")
+    quiet: bool = flag(False, "no per-round lines and no table")
 
 
 def _tensors(task, seed: int = 0):
@@ -155,28 +170,13 @@ def bench_task(name: str, steps: int | None, rounds: int, naive_steps: int, full
     return out
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
-    ap.add_argument("--steps", type=int, default=None,
-                    help="steps per timing (default 200 full-batch, 500 minibatch)")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--naive-steps", type=int, default=2)
-    ap.add_argument("--full", action="store_true", help="also time one whole protocol run")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_hnn.json")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for every implementation (the references' times are "
-                         "for 1; this machine has 2 cores)")
-    ap.add_argument("--quiet", action="store_true")
-    return ap.parse_args(argv)
-
-
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    args = parse_flags(HNNBenchFlags, argv, describe(__doc__))
     require_known(args.tasks, TASKS, "task(s)")
-    if min(args.rounds, args.naive_steps, args.steps or 1) < 1:
-        fail("--steps, --rounds and --naive-steps must be at least 1")
+    for name in ("steps", "rounds", "naive_steps", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     torch.set_num_threads(args.threads)
     results = [bench_task(t, args.steps, args.rounds, args.naive_steps, args.full, args.quiet)
                for t in args.tasks]

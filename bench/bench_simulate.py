@@ -12,11 +12,9 @@ The loop is timed once on the first --loop-n trajectories and extrapolated linea
 |I(0)| over every trajectory and every checked invariant (E; and L for orbit and two-body).
 Targets: speed-up >= 50x on every system, all systems stacked in under 10 s.
 """
-from __future__ import annotations
-
-import argparse
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +23,28 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.simulate import SYSTEMS, integrate, relative_drift  # noqa: E402
-from utils import atomic_write_json, cli, environment_info, fail, require_known  # noqa: E402
+from utils import (atomic_write_json, cli, describe, environment_info, fail, flag,  # noqa: E402
+                   parse_flags, require_at_least, require_known)
 
 BENCH_SYSTEMS = ("projectile", "spring", "orbit", "pendulum", "two-body")
 TARGET_SPEEDUP = 50.0
 TARGET_STACKED_TOTAL_S = 10.0
+
+
+# Annotations are real types (no `from __future__ import annotations`), so that the
+# dataclass also builds when a test loads this file by path, outside sys.modules.
+@dataclass
+class SimulateBenchFlags:
+    """Flags of bench/bench_simulate.py."""
+
+    systems: list[str] = flag(list(BENCH_SYSTEMS),
+                              f"systems to time (known: {', '.join(SYSTEMS)})")
+    n_traj: int = flag(2000, "trajectories per system")
+    loop_n: int = flag(200, "trajectories timed one at a time; the loop time is extrapolated "
+                            "linearly to --n-traj")
+    repeat: int = flag(3, "stacked runs; the best one counts")
+    seed: int = flag(0, "seed of the sampled initial states")
+    json: Path | None = flag(None, "also write the numbers here")
 
 
 def worst_drift(system, states: np.ndarray) -> tuple[float, str]:
@@ -64,28 +79,13 @@ def bench_system(name: str, n_traj: int, loop_n: int, repeat: int, seed: int) ->
             "max_abs_diff": float(np.abs(stacked[:loop_n] - looped).max())}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", nargs="+", default=list(BENCH_SYSTEMS),
-                    help=f"systems to time (known: {', '.join(SYSTEMS)})")
-    ap.add_argument("--n-traj", type=int, default=2000, help="trajectories per system")
-    ap.add_argument("--loop-n", type=int, default=200,
-                    help="trajectories timed one at a time; the loop time is extrapolated "
-                         "linearly to --n-traj")
-    ap.add_argument("--repeat", type=int, default=3, help="stacked runs; the best one counts")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    return ap.parse_args(argv)
-
-
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = parse_flags(SimulateBenchFlags, argv, describe(__doc__))
     require_known(args.systems, SYSTEMS, "system(s)")
-    if args.n_traj < 1 or not (1 <= args.loop_n <= args.n_traj):
-        fail(f"need 1 <= --loop-n <= --n-traj, got --loop-n {args.loop_n}, --n-traj {args.n_traj}")
-    if args.repeat < 1 or args.seed < 0:
-        fail("--repeat must be >= 1 and --seed >= 0")
+    require_at_least(args, 1, "n_traj", "loop_n", "repeat")
+    require_at_least(args, 0, "seed")
+    if args.loop_n > args.n_traj:
+        fail(f"need --loop-n <= --n-traj, got --loop-n {args.loop_n}, --n-traj {args.n_traj}")
     print(f"stacked: one RK45 solve of all {args.n_traj} trajectories (+ re-solve of any that "
           f"drift > 1e-8), best of {args.repeat} runs")
     extrapolated = "" if args.loop_n == args.n_traj else \
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
           f"smallest speed-up {slowest['speedup']:.0f}x on {slowest['system']} "
           f"(target >= {TARGET_SPEEDUP:g}x: {'met' if slowest['speedup'] >= TARGET_SPEEDUP else 'MISSED'})")
     if args.json is not None:
-        atomic_write_json(args.json, {"flags": vars(args), "environment": environment_info(),
+        atomic_write_json(args.json, {"flags": asdict(args), "environment": environment_info(),
                                       "stacked_total_s": total, "systems": rows})
         print(f"wrote {args.json}")
 

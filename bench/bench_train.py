@@ -19,13 +19,11 @@ loads) a physics-aware run (default flags, tag physics-aware) and a standard one
     every held-out state (and of a quintic in L), and the within/between conservation ratio of the head.
 Results go to <results-dir>/bench_train.json.
 """
-from __future__ import annotations
-
-import argparse
 import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.loader import load_trajectories  # noqa: E402
 from data.simulate import SYSTEMS  # noqa: E402  (test-side only)
 from runs import load_model, run_name  # noqa: E402
-from utils import RESULTS_DIR, atomic_write_json  # noqa: E402
+from utils import (RESULTS_DIR, atomic_write_json, cli, describe, fail, flag,  # noqa: E402
+                   parse_flags, require_at_least, require_known)
+
+
+# Annotations are real types (no `from __future__ import annotations`), so that the
+# dataclass also builds when a test loads this file by path, outside sys.modules.
+@dataclass
+class TrainBenchFlags:
+    """Flags of bench/bench_train.py."""
+
+    systems: list[str] = flag(["projectile", "spring", "orbit"],
+                              "systems to train and measure (built-in, with a true energy E)")
+    epochs: int = flag(100, "train.py --epochs")
+    prefix: int = flag(10, "observed steps before a rollout")
+    no_train: bool = flag(False, "measure existing runs only")
+    invariants: bool = flag(False, "also train/measure --n-invariants 1 runs (tag inv1)")
+    threads: int = flag(0, "train.py --threads")
+    extra: str = flag("", "extra train.py flags for every run, one string")
+    results_dir: Path = flag(RESULTS_DIR, "results folder: runs/ and bench_train.json")
 
 
 def affine_r2(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -126,17 +142,17 @@ def measure(system: str, run_dir: Path, data, prefix: int, project: bool) -> dic
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--systems", nargs="+", default=["projectile", "spring", "orbit"])
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--prefix", type=int, default=10, help="observed steps before a rollout")
-    ap.add_argument("--no-train", action="store_true", help="measure existing runs only")
-    ap.add_argument("--invariants", action="store_true",
-                    help="also train/measure --n-invariants 1 runs (tag inv1)")
-    ap.add_argument("--threads", type=int, default=0, help="train.py --threads")
-    ap.add_argument("--extra", default="", help="extra train.py flags for every run, one string")
-    ap.add_argument("--results-dir", default=str(RESULTS_DIR))
-    args = ap.parse_args(argv)
+    args = parse_flags(TrainBenchFlags, argv, describe(__doc__))
+    require_known(args.systems, SYSTEMS, "system(s)")
+    no_energy = [s for s in args.systems if "E" not in SYSTEMS[s].invariants]
+    if no_energy:
+        fail(f"systems without a true energy E cannot be measured: {no_energy}")
+    require_at_least(args, 1, "epochs", "prefix")
+    require_at_least(args, 0, "threads")
+    try:
+        extra = shlex.split(args.extra)
+    except ValueError as err:
+        fail(f"--extra cannot be split into flags ({err})")
     import train as train_script
 
     variants = [("physics-aware", []), ("standard", ["--energy-weight", "0.0"])]
@@ -145,14 +161,17 @@ def main(argv=None) -> None:
     report = {}
     for system in args.systems:
         data = load_trajectories(system, with_truth=True)
+        if args.prefix >= data.states.shape[1]:
+            fail(f"--prefix {args.prefix} leaves nothing to roll out: {system} trajectories "
+                 f"have {data.states.shape[1]} steps")
         report[system] = {}
         for tag, flags in variants:
             run_dir = Path(args.results_dir) / "runs" / run_name(system, "physicsnet", tag, 0)
             if not args.no_train:
                 cfg = train_script.parse_config(
                     ["--system", system, "--tag", tag, "--epochs", str(args.epochs), "--quiet",
-                     "--results-dir", args.results_dir, "--threads", str(args.threads), *flags,
-                     *shlex.split(args.extra)])
+                     "--results-dir", str(args.results_dir), "--threads", str(args.threads),
+                     *flags, *extra])
                 train_script.train(cfg)
             if not (run_dir / "checkpoint.pt").exists():
                 print(f"{system:>10} {tag:>13}: no run in {run_dir}", flush=True)
@@ -175,4 +194,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main)())
