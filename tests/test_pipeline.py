@@ -105,7 +105,10 @@ def test_dashboard_data(pipeline):
     assert dash["hnn_table"] is None                  # no results/hnn_table.json here
     s = dash["systems"][SYSTEM]
     assert set(s) == {"variables", "canonical", "has_truth", "trajectories", "energy", "drift",
-                      "latent", "n_conserved", "equations"}
+                      "latent", "n_conserved", "equations", "recording", "recording_info",
+                      "decay"}
+    # a simulated file is no recording, and its energy is conserved: nothing decays
+    assert s["recording"] is False and s["recording_info"] is None and s["decay"] is None
     assert s["variables"] == ["x", "v"] and s["canonical"] == ["q", "p"] and s["has_truth"]
     assert 1 <= len(s["trajectories"]) <= 5
     assert [t["id"] for t in s["trajectories"]] == [e["id"] for e in s["energy"]]
