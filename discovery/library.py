@@ -132,9 +132,10 @@ RATE_GRID = np.geomspace(0.05, 6.0, 16)
 
 @dataclass
 class Exponentials:
-    """exp(+-lam a), exp(+-2 lam a) of arguments a (positions and their differences) and
-    exp(+-lam a) times each velocity: the terms of potentials like Morse's or Toda's, with one
-    rate lam that the data decide (discovery.search fits it)."""
+    """exp(+-lam a), exp(+-2 lam a) of arguments a (positions and their differences) and each
+    of those times each velocity: the terms of potentials like Morse's or Toda's and of the
+    invariants built on them, with one rate lam that the data decide (discovery/rates.py fits
+    it; the potential may hold exp(lam a) or exp(2 lam a), so both carry velocity terms)."""
 
     args: list[tuple[int, int | None]]      # (i, j): a = s_i - s_j, or s_i when j is None
     velocities: list[int]
@@ -155,6 +156,7 @@ class Exponentials:
             for sign in (1.0, -1.0):
                 e = np.exp(np.clip(sign * lam * a, -700, 700))
                 out += [e, e * e] + [e * states[..., v] for v in self.velocities]
+                out += [e * e * states[..., v] for v in self.velocities]
         return np.stack(out, axis=-1)
 
     def exprs(self, symbols: list[sp.Symbol], lam: float) -> list[sp.Expr]:
@@ -162,9 +164,9 @@ class Exponentials:
         for i, j in self.args:
             a = symbols[i] - (symbols[j] if j is not None else 0)
             for sign in (1, -1):
-                e = sp.exp(sp.Float(sign * lam) * a)
-                out += [e, sp.exp(sp.Float(2 * sign * lam) * a)]
-                out += [e * symbols[v] for v in self.velocities]
+                e, e2 = sp.exp(sp.Float(sign * lam) * a), sp.exp(sp.Float(2 * sign * lam) * a)
+                out += [e, e2] + [e * symbols[v] for v in self.velocities]
+                out += [e2 * symbols[v] for v in self.velocities]
         return out
 
     def spread(self, states: np.ndarray) -> float:

@@ -115,8 +115,10 @@ class RateSearch:
     def polish(self, log_lam: float) -> float | None:
         """Over a short range exponentials of nearby rates imitate one another, so the rate
         that minimises mu over all the terms is only near the exact one: polish it on the
-        support of the new law alone."""
-        width = 1e-3
+        support of the new law alone. On that support the objective is again the first mu
+        beyond the laws its monomials hold alone (a momentum on the support is exact at any
+        rate and would leave the rate free)."""
+        width, n_base = 1e-3, len(self.monomials)
         for _ in range(3):
             f = self.fitter(float(np.exp(log_lam)))
             mu, dirs, _ = f.solve()
@@ -124,8 +126,14 @@ class RateSearch:
                 return None
             std = np.abs(dirs[:, self.k0] * f.scale)
             support = np.flatnonzero(std > 1e-3 * std.max())
-            objective = lambda x: self.fitter(float(np.exp(x)), support).best(
-                list(range(len(support))))[1]
+            base = support[support < n_base]
+            k = (int((LawFitter(self.base[..., base], self.base_jac[:, base], self.noise)
+                      .solve()[0] <= self.threshold).sum()) if len(base) else 0)
+
+            def objective(x: float) -> float:
+                mu = self.fitter(float(np.exp(x)), support).solve()[0]
+                return float(mu[k]) if len(mu) > k else float("inf")
+
             res = minimize_scalar(objective, bounds=(log_lam - width, log_lam + width),
                                   method="bounded", options={"xatol": 1e-12, "maxiter": 100})
             log_lam, width = res.x, width / 10
