@@ -57,6 +57,10 @@ class BenchFlags:
     discover_flags: str = flag("", "extra flags appended to every discover.py command")
     jobs: int = flag(1, "systems run at the same time")
     timeout: float = flag(1800.0, "seconds one command may take before its row is failed")
+    rediscover: bool = flag(False, "run only discover.py again, on the data and trained runs "
+                                   "already in the work folder (after a change to discovery; "
+                                   "simulate and train times kept from the last "
+                                   "bench_discover.json)")
     score_only: bool = flag(False, "run nothing: score again the data and discovered entries "
                                    "already in the work folder (times kept from the last "
                                    "bench_discover.json)")
@@ -111,6 +115,18 @@ def run_one(name: str, noise: float, args: BenchFlags, previous: dict | None = N
     if args.score_only:
         row.update({k: (previous or {}).get(k) for k in ("simulate_s", "train_s",
                                                           "discover_s")})
+    elif args.rediscover:
+        row.update({k: (previous or {}).get(k) for k in ("simulate_s", "train_s")})
+        if not data_file.is_file() or not (job_dir / "runs").is_dir():
+            row.update(failed=True, error="rediscover: no data or trained run in the work "
+                                          "folder (run without --rediscover first)")
+            return row
+        (job_dir / "discovered_equations.json").unlink(missing_ok=True)
+        seconds, error = _run(commands["discover"], args.timeout, Path(args.code))
+        row["discover_s"] = round(seconds, 1)
+        if error:
+            row.update(failed=True, error=f"discover: {error}")
+            return row
     else:
         shutil.rmtree(job_dir, ignore_errors=True)   # no stale run or entry can be scored
         for stage, cmd in commands.items():
@@ -196,6 +212,8 @@ def main(argv=None) -> None:
             fail(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
     if not all((Path(args.code) / f).is_file() for f in ("train.py", "discover.py")):
         fail(f"--code {args.code} holds no train.py and discover.py")
+    if args.score_only and args.rediscover:
+        fail("--score-only and --rediscover exclude each other")
     if not args.timeout > 0:
         fail(f"--timeout must be positive, got {args.timeout}")
     for text, what in ((args.train_flags, "--train-flags"), (args.discover_flags,
@@ -206,7 +224,8 @@ def main(argv=None) -> None:
             fail(f"{what} cannot be split into flags ({err})")
     out = Path(args.results_dir) / "bench_discover.json"
     previous = {(r["system"], r["noise"]): r
-                for r in ((read_json(out, {}) or {}).get("rows") or [])} if args.score_only else {}
+                for r in ((read_json(out, {}) or {}).get("rows") or [])} \
+        if args.score_only or args.rediscover else {}
     jobs = [(name, noise) for noise in args.noise for name in args.systems]
     command = "python bench/bench_discover.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

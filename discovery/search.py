@@ -326,7 +326,10 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
         return None, {"kind": "energy", "name": "E", "reason": "no candidate formula"}, []
     best = min(h["excess"] for _, _, h in scored)
     explains = [s for s in scored if s[2]["excess"] <= 2 * best + 5e-3]
-    pick = lambda pool: min(pool, key=lambda s: (complexity(s[1].expr), s[2]["excess"]))
+    # the simplest basis first (term_cost: a polynomial before a trig stand-in), then the
+    # shortest formula
+    pick = lambda pool: min(pool, key=lambda s: (s[1].cost, complexity(s[1].expr),
+                                                 s[2]["excess"]))
     exact = [s for s in explains if s[1].exact]
     cand, law, ham = pick(exact) if exact else pick(explains)
     fitted = ctx.bank.stack([law.expr], "fit")                           # (Nf, T, 1)

@@ -324,6 +324,12 @@ def test_bench_runs_a_system_and_scores_it(tmp_path, capsys):
     (again,) = json.loads((tmp_path / "bench_discover.json").read_text())["rows"]
     assert {k: again[k] for k in ("right", "found_count", "laws", "train_s", "discover_s")} \
         == {k: row[k] for k in ("right", "found_count", "laws", "train_s", "discover_s")}
+    # discovery alone again on the same runs: the same verdict, the training time kept
+    assert cli(_bench().main)([*args, "--rediscover"]) == 0
+    (third,) = json.loads((tmp_path / "bench_discover.json").read_text())["rows"]
+    assert {k: third[k] for k in ("right", "found_count", "laws", "train_s")} \
+        == {k: row[k] for k in ("right", "found_count", "laws", "train_s")}
+    assert third["discover_s"] > 0
 
 
 def test_bench_failed_command_is_a_failed_row(tmp_path, capsys):
