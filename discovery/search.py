@@ -318,8 +318,10 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
             # the share of the noise-free motion that the formula leaves unexplained
             excess = max(resid - floor, 0.0) / max(1.0 - floor, 1e-12)
             score, grads = score_terms(ctx, terms, coef)
-            law = Found(combine(terms, coef), score, grads, cand.source, n_terms=len(terms),
-                        cost=int(sum(term_cost(t) for t in terms)))
+            expr = combine(terms, coef)
+            # the cost of what the formula holds (terms whose coefficient vanished cost nothing)
+            law = Found(expr, score, grads, cand.source, n_terms=len(terms),
+                        cost=term_cost(expr))
             scored.append((cand, law, {"residual": resid, "floor": floor, "excess": excess,
                                        "how": how, "terms": terms}))
     if not scored:
