@@ -10,7 +10,7 @@ FLAGS   ?=
 SIM_FLAGS   ?=
 TRAIN_FLAGS ?=
 
-.PHONY: setup run quick test bench
+.PHONY: setup run quick test bench pixel
 
 setup: $(VENV)/.installed dashboard/node_modules/.installed
 
@@ -47,3 +47,8 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench_simulate.py
+
+# The HNN paper's pixel pendulum (Table 1, row 5): its own command, not part of `make run`
+# (~40 min on a shared 2-core CPU; CUDA when present). FLAGS as above, e.g. FLAGS=--quick.
+pixel: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m experiments.pixel_pendulum $(FLAGS)

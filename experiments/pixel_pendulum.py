@@ -13,8 +13,10 @@ why this is equivalent), and store the true angle, angular velocity and energy o
 beside the frames (`truth_*`, read by evaluation only). Model: a fully connected autoencoder
 (4 relu layers with residual connections, 200 units) with a 2-unit latent z = (q, p) whose
 dynamics is an HNN (or, for the baseline, an MLP for dz/dt), trained on the sum of the pixel
-reconstruction loss, the latent dynamics (HNN) loss and the paper's auxiliary loss p_t ~
-q_{t+1} - q_t. Rollouts integrate the latent field and decode. Writes
+reconstruction loss, the latent dynamics (HNN) loss, the paper's auxiliary loss p_t ~
+(q_{t+1} - q_t) / frame_time and an anchor of the latent's scale. Rollouts integrate the
+latent field and decode; the true energy of a latent state is read through a chart fitted on
+encoded training inputs and their truth. Writes
 results/hnn_pixel.json (atomic; "hnn_table" rows as experiments/hnn_table.py writes them)
 and plots/hnn_pixel_pendulum.png. NOTES says how each number is measured.
 """
@@ -73,47 +75,63 @@ SUMMARY_KEYS = ("train_loss", "test_loss", "train_recon", "test_recon", "train_d
                 "latent_theta_r2", "latent_omega_r2", "latent_inverse_r2", "wall_time",
                 "cpu_time", "eval_seconds")
 NOTES = (
-    "data (paper section 5.1 and its code): 200 trajectories of 100 frames, 80/20 split by "
-    "trajectory (160 train / 40 test), the pendulum's maximum displacement at most pi/6; "
-    "no torque, no friction. The paper's code used timesteps of gym's dt = 0.05 s; we do too. "
-    "Initial (theta, omega) are uniform over the region of phase space whose motion stays "
-    "within |theta| <= pi/6 (rejection sampling from a box; energies up to 0.67 J, periods "
-    "~1.6 s, so a trajectory spans ~3 periods).",
+    "data (paper section 5.1; its code, experiment-pixels/data.py): 200 trajectories of 100 "
+    "frames, gym's time step dt = 0.05 s, 80/20 split by trajectory (160 train / 40 "
+    "held out), no torque, no friction, the maximum displacement at most pi/6. The paper's "
+    "code reset gym until the INITIAL angle was below pi/6 (initial omega uniform in [-1, 1]); "
+    "we require the whole motion to stay within pi/6 (the paper's text): initial (theta, omega) "
+    "uniform over that region of phase space (energies up to 0.67 J; small-angle period "
+    "1.62 s, so a trajectory spans ~3 periods).",
     "frames: our own renderer (render_frames) of gym's scene from the exact motion (the "
-    "registry's pendulum, scipy RK45 at rtol 1e-10), not gym's semi-implicit Euler step: "
-    "the stored truth is then the motion of a true frictionless pendulum and its energy is "
-    "exactly conserved.",
-    "inputs: frame t and frame t + 1 concatenated (2 x 28 x 28 = 1568 values); a trajectory "
-    "of F frames gives F - 1 inputs and F - 2 transitions (x_t, x_{t+1}). The truth of input t "
-    "is the state at frame t.",
+    "registry's pendulum with gym's rod, scipy RK45 at the registry's tolerances), not gym's "
+    "semi-implicit Euler step: the stored truth is the motion of a frictionless pendulum and its "
+    "energy is conserved to 1e-9. 28 x 28 per frame from a crop of +-1.32 world units (the "
+    "paper's text; its code kept the lower half, 14 x 28, with the red minus the green "
+    "channel).",
+    "inputs: frame t and frame t + 1 (2 x 784 values); a trajectory of F frames gives F - 1 "
+    "inputs and F - 2 transitions (x_t, x_{t+1}). The networks see the pair as (frame t, "
+    "frame t+1 - frame t), each part standardised (models/pixel_hnn.py set_pixel_scale): an "
+    "invertible linear map of the same input; the paper's code fed frame and frame difference "
+    "too. Truth of input t: the state at frame t.",
     "models (paper section 5.1): encoder and decoder of 4 fully connected layers (200 relu "
     "units, residual connections), latent z = (q, p) of 2 units; latent dynamics: the HNN of "
     "section 3 (3 layers, 200 tanh units) or, for the baseline, an MLP of the same shape for "
     "dz/dt. Both models of a seed start from the same autoencoder weights.",
-    "loss: mean squared pixel error of both decoded inputs + canonical_weight * mean (p_t - "
-    "(q_{t+1} - q_t))^2 (the paper's auxiliary loss, eq. 7: p behaves like the time derivative "
-    "of q, in latent units per frame) + dynamics_weight * mean (RK4_1frame(z_t) - z_{t+1})^2 "
-    "(the HNN loss; one RK4 step of the latent field over one frame, the rollouts' integrator, "
-    "where the paper's code took an Euler step). train_loss / test_loss are this total over "
-    "every transition of the training / held-out trajectories; its terms are train_recon, "
-    "train_dyn, train_cc (and test_*).",
-    "training (paper section 4.1 and appendix C): Adam lr 1e-3, minibatches of 200 "
-    "transitions, weight decay 1e-5; steps as settings.steps (the paper: 10 000; fewer here "
-    "when the settings say so, to fit a 2-core CPU).",
-    "reading the energy of a latent state (the paper does not say how it did): a chart "
+    "loss: pixel MSE of both decoded inputs + canonical_weight * mean (p_t - (q_{t+1} - q_t) / "
+    "frame_time)^2 (the paper's auxiliary loss, eq. 7) + dynamics_weight * mean (RK4(z_t, "
+    "frame_time) - z_{t+1})^2 (the HNN loss) + scale_weight * (var q - 1)^2. Differences from "
+    "the paper's code (loss = ae + cc + 0.1 hnn, one Euler step per frame, 1 time unit per "
+    "frame): one RK4 step, the rollouts' integrator, so that the loss fits the field that is "
+    "integrated; frame_time 0.2 so that p (a velocity) is on q's scale, since with 1 the p "
+    "dynamics is ~25x smaller in the loss and went unlearnt (latent H vs E R^2 0.63 on a "
+    "development run); weights 10 / 10 (development runs on seed 0's split: 1 / 1 gave an "
+    "energy MSE of 7e-3, 3 / 3 7e-4, 10 / 10 8e-5 after 3000 steps); the scale anchor, "
+    "without which the latent shrank to ~0.03 and the latent terms stopped mattering. "
+    "train_loss / test_loss: this total over every transition of the training / held-out "
+    "trajectories (the paper's code reports its total loss); train_recon, train_dyn, "
+    "train_cc (and test_*) are its terms.",
+    "training (paper section 4.1, appendix C, its code): minibatches of 200 transitions, lr "
+    "1e-3, weight decay 1e-5; settings.steps steps (the paper: 10 000; 6000 here, so that 3 "
+    "seeds x 2 models fit ~40 min on a shared 2-core CPU), cosine decay of the learning rate "
+    "(ours; the paper: constant). AdamW (decoupled weight decay): with torch's Adam, "
+    "weight decay 1e-5 is added to gradients of the same size and held a decoder trained on "
+    "the true state at a pixel MSE of 3.4e-4 (4e-5 without).",
+    "reading the true energy of a latent state (the paper does not say how it did): a chart "
     "(theta, omega) = poly(z), a polynomial of degree settings.chart_degree in the "
     "standardised latent, least squares on the ENCODED TRAINING inputs and their stored truth "
     "(evaluation only; the model never sees it); its input and output are clipped to the "
     "boxes of the training encodings and truth, so that a diverging rollout reads as an "
-    "extreme state, not as a polynomial's blow-up. E = I omega^2 / 2 + m g (l/2)(1 - cos theta) in joules (the "
-    "registry's pendulum with gym's rod; E <= 0.67 J here).",
+    "extreme state, not as a polynomial's blow-up. E = I omega^2 / 2 + m g (l/2)(1 - cos "
+    "theta) in joules (the registry's pendulum with gym's rod: m = l = 1, g = 10, I = 1/3).",
     "energy MSE: from the encoding of each held-out trajectory's first input, integrate the "
-    "latent field (scipy RK45, rtol 1e-9, float64) over the trajectory's own span (one unit "
-    "of latent time = one frame), read E through the chart at every frame and compare with "
-    "the trajectory's true energy; mean of the squares over frames and held-out trajectories. "
-    "energy_mse_long: the same over 3 times the span (the true energy is conserved, so it is "
-    "known beyond the recorded frames). energy_mse_encoded: the chart's own error on the "
-    "encoded held-out inputs (no rollout), the floor of this read-out.",
+    "latent field (scipy RK45, rtol 1e-9, float64; frame k at latent time k * frame_time) "
+    "over the trajectory's own span (99 inputs, 4.9 s), read E through the chart at every "
+    "frame and compare with the trajectory's true energy; mean of the squares over frames and "
+    "held-out trajectories. energy_mse_long: the same over settings.long_frames frames (400 = "
+    "20 s, ~12 periods; the paper's pixel analysis notebook sets num_frames = 400); the true "
+    "energy is conserved, so it is known beyond the recorded frames. energy_mse_encoded: the "
+    "chart's own error on the encoded held-out inputs (no rollout), the floor of this "
+    "read-out.",
     "pixel_mse_rollout: mean squared error of the decoded rollout's frames against the true "
     "frames over the span; decoded_theta_rmse: the rod's angle in the decoded frames, read "
     "by the pixel centroid (no truth, no chart), against the true angle.",
@@ -124,13 +142,14 @@ NOTES = (
     "R^2 (mean over latent coordinates) of the inverse chart (theta, omega) -> z, a "
     "polynomial of the same degree: both near 1 means z is (theta, omega) up to a smooth "
     "change of variables.",
-    "own_h_drift (HNN): max |H - H(0)| along its own held-out rollouts, over the spread "
-    "(std) of H on the held-out inputs. latent_divergence: mean |div f| / (mean |f| / latent "
-    "std) on the held-out encodings, f the latent field (0 for an HNN: its flow keeps "
+    "own_h_drift (HNN): max |H - H(0)| along its own held-out rollouts (long horizon), over the "
+    "spread (std) of H on the held-out inputs. latent_divergence: mean |div f| / (mean |f| / "
+    "latent std) on the held-out encodings, f the latent field (0 for an HNN: its flow keeps "
     "phase-space area). reversibility: integrate over the span and back; distance of the end "
     "from the start over the latent std.",
-    "spread over seeds: sample standard deviation; each seed draws its own data set, "
-    "autoencoder weights and minibatches.",
+    "wall_time / cpu_time: the training loop of one model (logging excluded) on "
+    "`threads` torch threads; spread over seeds: sample standard deviation; each seed draws "
+    "its own data set, autoencoder weights and minibatches.",
 )
 
 
@@ -222,25 +241,28 @@ class PixelSettings:
     max_angle: float = float(np.pi / 6)    # the paper's maximum displacement
     side: int = 28
     supersample: int = 3               # sub-pixels per pixel and axis when rendering
-    steps: int = 3000                  # Adam steps (the paper: 10 000; NOTES)
+    steps: int = 6000                  # AdamW steps (the paper: 10 000; NOTES)
     batch_size: int = 200
     lr: float = 1e-3
-    weight_decay: float = 1e-5         # the paper's appendix C
-    dynamics_weight: float = 1.0
-    canonical_weight: float = 1.0
+    lr_schedule: str = "cosine"        # ours; the paper: constant
+    weight_decay: float = 1e-5         # the paper's appendix C (decoupled here, NOTES)
+    dynamics_weight: float = 10.0      # the paper's code: 0.1 (with an Euler step, NOTES)
+    canonical_weight: float = 10.0     # the paper's code: 1
     scale_weight: float = 1.0          # ours: pins the spread of q (models/pixel_training.py)
+    frame_time: float = 0.2            # latent time per frame (models/pixel_hnn.py)
     hidden_dim: int = 200
     dyn_hidden_dim: int = 200
-    log_every: int = 500
+    log_every: int = 1000
     chart_degree: int = 5              # polynomial degree of the evaluation's latent chart
-    long_factor: int = 3               # energy_mse_long spans this many times the data's
+    long_frames: int = 400             # energy_mse_long's horizon in frames
     models: tuple[str, ...] = MODELS
 
 
 def quick_settings(s: PixelSettings) -> PixelSettings:
     """Tiny data, networks and step counts, for smoke tests."""
     return replace(s, n_traj=12, n_train=8, frames=30, supersample=2, steps=60, batch_size=64,
-                   hidden_dim=48, dyn_hidden_dim=32, log_every=30, chart_degree=3)
+                   hidden_dim=48, dyn_hidden_dim=32, log_every=30, chart_degree=3,
+                   long_frames=60)
 
 
 def make_dataset(settings: PixelSettings, rng: np.random.Generator) -> dict:
@@ -390,7 +412,7 @@ def evaluate(model: PixelDynamicsAE, data: dict, frames_tr: Tensor, frames_te: T
     }
     dynamics = copy.deepcopy(model.dynamics).cpu()
     n_span = z_te.shape[1]
-    t_long = model.cfg.frame_time * np.arange(settings.long_factor * (n_span - 1) + 1)
+    t_long = model.cfg.frame_time * np.arange(max(settings.long_frames, n_span))
     pred_long, info = rollout(dynamics, z_te[:, 0], t_long)                   # (M, T_long, L)
     pred = pred_long[:, :n_span]
     e_pred_long = chart_energy(pred_long)
@@ -436,7 +458,7 @@ def evaluate(model: PixelDynamicsAE, data: dict, frames_tr: Tensor, frames_te: T
 
 def model_config(settings: PixelSettings, kind: str) -> PixelConfig:
     return PixelConfig(side=settings.side, hidden_dim=settings.hidden_dim, dynamics=kind,
-                       dyn_hidden_dim=settings.dyn_hidden_dim)
+                       dyn_hidden_dim=settings.dyn_hidden_dim, frame_time=settings.frame_time)
 
 
 def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
@@ -463,7 +485,8 @@ def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
                          lr=settings.lr, weight_decay=settings.weight_decay, weights=weights,
                          generator=torch.Generator().manual_seed(batch_seed),
                          frames_test=frames_te, log_every=settings.log_every,
-                         progress=progress, desc=f"seed {seed} {kind}")
+                         lr_schedule=settings.lr_schedule, progress=progress,
+                         desc=f"seed {seed} {kind}")
         metrics, arrays[kind] = evaluate(model, data, frames_tr, frames_te, settings, weights)
         train = hist["final_train"]
         rows.append({"task": TASK, "model": kind, "seed": seed,
@@ -508,7 +531,7 @@ def _pm(r: dict, key: str) -> str:
 def format_table(summary: list[dict]) -> str:
     """One line per model: mean ± sample std over seeds, the paper's energy MSE beside ours."""
     head = (f"{'model':<9} {'train loss':>18} {'test loss':>18} {'energy MSE':>18} {'paper':>7} "
-            f"{'E-MSE 3x span':>18} {'E-MSE encoded':>18} {'R2 H~E':>7} {'R2 th/om':>11} "
+            f"{'E-MSE 400 fr.':>18} {'E-MSE encoded':>18} {'R2 H~E':>7} {'R2 th/om':>11} "
             f"{'train s':>7}")
     lines = [head, "-" * len(head)]
     for r in summary:
@@ -528,8 +551,8 @@ LABELS = {"truth": "truth", "baseline": "baseline", "hnn": "HNN"}
 
 def plot_pixel(settings: PixelSettings, data: dict, arrays: dict, path: Path,
                traj: int = 0, n_show: int = 3, n_strip: int = 10) -> Path:
-    """Top: one held-out trajectory over 3x its span, true frames vs each model's decoded
-    rollout (the paper's Figure 4). Bottom: the true energy (chart read-out) along the
+    """Top: one held-out trajectory over settings.long_frames frames, true frames vs each
+    model's decoded rollout (the paper's Figure 4). Bottom: the true energy (chart read-out) along the
     rollouts of a few held-out trajectories; the HNN's latent H against the true energy on
     the held-out inputs; the held-out encodings in each latent plane."""
     import matplotlib
@@ -618,7 +641,7 @@ def run_pixel(settings: PixelSettings, seeds: Sequence[int], out_json: str | Pat
                     h = (f" own-H drift {r['own_h_drift']:.1e} R2(H~E) "
                          f"{r['h_energy_r2_monotone']:.4f}" if r["model"] == "hnn" else "")
                     print(f"seed {seed} {r['model']:>8}: train {r['train_loss']:.2e} test "
-                          f"{r['test_loss']:.2e} energy MSE {r['energy_mse']:.2e} (3x span "
+                          f"{r['test_loss']:.2e} energy MSE {r['energy_mse']:.2e} (400 frames "
                           f"{r['energy_mse_long']:.2e}, encoded {r['energy_mse_encoded']:.2e})"
                           f"{h} ({r['wall_time']:.0f} s train, {r['eval_seconds']:.0f} s eval)",
                           flush=True)
@@ -657,12 +680,17 @@ class PixelFlags:
 
     seeds: list[int] = flag([0, 1, 2], "seeds (each draws its own data, weights and batches)")
     models: list[str] = flag(list(MODELS), f"models, of {', '.join(MODELS)}")
-    steps: int | None = flag(None, "Adam steps (default 3000, --quick 60)")
+    steps: int | None = flag(None, "AdamW steps (default 6000, --quick 60)")
     n_traj: int | None = flag(None, "trajectories in all (default 200; 80 % train)")
     results_dir: Path | None = flag(None, "where hnn_pixel.json goes (default results/, or "
                                           "results/quick)")
     plots_dir: Path | None = flag(None, "where hnn_pixel_pendulum.png goes (default plots/, or "
                                         "plots/quick)")
+    lr_schedule: str = flag("cosine", "learning rate schedule (the paper: constant)",
+                            choices=("cosine", "constant"))
+    dynamics_weight: float = flag(10.0, "weight of the latent dynamics (HNN) loss")
+    canonical_weight: float = flag(10.0, "weight of the auxiliary loss p ~ dq/dt")
+    frame_time: float = flag(0.2, "latent time per frame (1 = the paper's code)")
     save_data: bool = flag(False, "also write each seed's frames and truth_* arrays to "
                                   "<results-dir>/pixel_pendulum_s<seed>.npz")
     device: str = flag("auto", "auto (CUDA when present), cpu or cuda")
@@ -683,13 +711,21 @@ def parse_args(argv=None) -> PixelFlags:
         fail(f"--threads must be at least 1, got {args.threads}")
     if any(seed < 0 for seed in args.seeds):
         fail(f"--seeds must be non-negative integers, got {args.seeds}")
+    for name in ("dynamics_weight", "canonical_weight"):
+        if not getattr(args, name) >= 0:
+            fail(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
+    if not args.frame_time > 0:
+        fail(f"--frame-time must be positive, got {args.frame_time}")
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = get_device(args.device)
-    settings = PixelSettings(models=tuple(dict.fromkeys(args.models)))
+    settings = PixelSettings(models=tuple(dict.fromkeys(args.models)),
+                             lr_schedule=args.lr_schedule, dynamics_weight=args.dynamics_weight,
+                             canonical_weight=args.canonical_weight,
+                             frame_time=args.frame_time)
     if args.quick:
         settings = quick_settings(settings)
     if args.steps is not None:

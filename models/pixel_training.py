@@ -145,10 +145,12 @@ def fit_pixel(model: PixelDynamicsAE, frames: Tensor, *, steps: int, batch_size:
     Minibatches of `batch_size` transitions, drawn without replacement from a fresh
     permutation of all N * (F - 2) each epoch (from `generator`, so the same generator state
     gives the same run). lr_schedule: "constant" (the paper) or "cosine" (lr * (1 + cos(pi *
-    step / steps)) / 2). Logged every `log_every` steps (0 = only at the end) on the whole
-    training and test sets, then on_log(step) is called (if given). Returns a history dict: step, train (list of loss-term dicts),
+    step / steps)) / 2). Logged before steps 0, log_every, 2 log_every, ... (log_every 0: only
+    at the end) and after the last, on the whole training and test sets, each time followed
+    by on_log(step) (if given). Returns a history dict: step, train (list of loss-term dicts),
     test (same, or None), final_train, final_test, seconds (wall time of the training
-    loop, logging excluded), cpu_seconds, steps_per_s.
+    loop, logging excluded), cpu_seconds (its process CPU time, logging excluded: on a shared
+    machine wall time also counts other people's jobs), steps_per_s.
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown lr_schedule {lr_schedule!r} (choose constant or cosine)")
@@ -163,11 +165,11 @@ def fit_pixel(model: PixelDynamicsAE, frames: Tensor, *, steps: int, batch_size:
         from tqdm import tqdm
 
         bar = tqdm(total=steps, leave=False, desc=desc or f"pixel-{model.cfg.dynamics}")
-    log_seconds = 0.0
+    log_seconds = log_cpu = 0.0
 
     def log(step: int) -> None:
-        nonlocal log_seconds
-        t0 = time.perf_counter()
+        nonlocal log_seconds, log_cpu
+        t0, c0 = time.perf_counter(), time.process_time()
         history["step"].append(step)
         history["train"].append(evaluate_losses(model, frames, weights))
         history["test"].append(evaluate_losses(model, frames_test, weights)
@@ -175,6 +177,7 @@ def fit_pixel(model: PixelDynamicsAE, frames: Tensor, *, steps: int, batch_size:
         if on_log is not None:
             on_log(step)
         log_seconds += time.perf_counter() - t0
+        log_cpu += time.process_time() - c0
 
     perm, cursor = None, n
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -194,7 +197,7 @@ def fit_pixel(model: PixelDynamicsAE, frames: Tensor, *, steps: int, batch_size:
         loss = float(terms["total"].detach())
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss is {loss} at step {step}")
-        if log_every and step % log_every == 0 and step:
+        if log_every and step % log_every == 0:
             log(step)
         if bar is not None:
             bar.update(1)
@@ -203,7 +206,7 @@ def fit_pixel(model: PixelDynamicsAE, frames: Tensor, *, steps: int, batch_size:
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - start - log_seconds
-    cpu_seconds = time.process_time() - cpu_start
+    cpu_seconds = time.process_time() - cpu_start - log_cpu
     log(steps)
     model.eval()
     history.update(final_train=history["train"][-1], final_test=history["test"][-1],
