@@ -18,7 +18,8 @@ reconstruction loss, the latent dynamics (HNN) loss, the paper's auxiliary loss 
 latent field and decode; the true energy of a latent state is read through a chart fitted on
 encoded training inputs and their truth. Writes
 results/hnn_pixel.json (atomic; "hnn_table" rows as experiments/hnn_table.py writes them)
-and plots/hnn_pixel_pendulum.png. NOTES says how each number is measured.
+plots/hnn_pixel_pendulum.png and the trained models (results/pixel_pendulum/<model>__s<seed>.pt).
+NOTES says how each number is measured.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ from experiments.hnn_table import (dashboard_rows, rollout, save_figure,  # noqa
                                    summarise, task_seeds)
 from models.pixel_hnn import DYNAMICS, PixelConfig, PixelDynamicsAE  # noqa: E402
 from models.pixel_training import LossWeights, evaluate_losses, fit_pixel  # noqa: E402
-from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, atomic_write_npz,  # noqa: E402
+from utils import (PLOTS_DIR, RESULTS_DIR, atomic_torch_save, atomic_write_json,  # noqa: E402
+                   atomic_write_npz,
                    check_output_dir, check_output_file, cli, describe, environment_info, fail,
                    flag, get_device, parse_flags, require_known)
 
@@ -107,9 +109,10 @@ NOTES = (
     "development run); weights 10 / 10 (development runs on seed 0's split: 1 / 1 gave an "
     "energy MSE of 7e-3, 3 / 3 7e-4, 10 / 10 8e-5 after 3000 steps); the scale anchor, "
     "without which the latent shrank to ~0.03 and the latent terms stopped mattering. "
-    "train_loss / test_loss: this total over every transition of the training / held-out "
+    "train_loss / test_loss: the paper's three weighted terms (the scale anchor left out, "
+    "train_scale / test_scale) over every transition of the training / held-out "
     "trajectories (the paper's code reports its total loss); train_recon, train_dyn, "
-    "train_cc (and test_*) are its terms.",
+    "train_cc (and test_*) are the terms.",
     "training (paper section 4.1, appendix C, its code): minibatches of 200 transitions, lr "
     "1e-3, weight decay 1e-5; settings.steps steps (the paper: 10 000; 6000 here, so that 3 "
     "seeds x 2 models fit ~40 min on a shared 2-core CPU), cosine decay of the learning rate "
@@ -401,8 +404,8 @@ def evaluate(model: PixelDynamicsAE, data: dict, frames_tr: Tensor, frames_te: T
     fit_te = chart(z_te)
     z_std = float(z_te.reshape(-1, L).std(0).mean())
     metrics = {
-        "test_loss": test["total"], "test_recon": test["recon"], "test_dyn": test["dyn"],
-        "test_cc": test["cc"],
+        "test_loss": test["objective"], "test_recon": test["recon"], "test_dyn": test["dyn"],
+        "test_cc": test["cc"], "test_scale": test["scale"],
         "energy_mse_encoded": float(np.mean((chart_energy(z_te) - e_te) ** 2)),
         "latent_theta_r2": r2(y_te[..., 0], fit_te[..., 0]),
         "latent_omega_r2": r2(y_te[..., 1], fit_te[..., 1]),
@@ -462,9 +465,11 @@ def model_config(settings: PixelSettings, kind: str) -> PixelConfig:
 
 
 def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
-             save_data: Path | None = None) -> tuple[list[dict], dict, dict]:
+             save_data: Path | None = None, checkpoints: Path | None = None
+             ) -> tuple[list[dict], dict, dict]:
     """Render one seed's data set, train and score every model -> (rows, arrays per model,
-    data)."""
+    data). checkpoints: a folder for <model>__s<seed>.pt (config and weights: enough to
+    rebuild the model), or None."""
     data_seed, init_seed, batch_seed = task_seeds(TASK, seed)
     t0 = time.perf_counter()
     data = make_dataset(settings, np.random.default_rng(data_seed))
@@ -490,13 +495,20 @@ def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
         metrics, arrays[kind] = evaluate(model, data, frames_tr, frames_te, settings, weights)
         train = hist["final_train"]
         rows.append({"task": TASK, "model": kind, "seed": seed,
-                     "train_loss": train["total"], "train_recon": train["recon"],
-                     "train_dyn": train["dyn"], "train_cc": train["cc"], **metrics,
+                     "train_loss": train["objective"], "train_recon": train["recon"],
+                     "train_dyn": train["dyn"], "train_cc": train["cc"],
+                     "train_scale": train["scale"], **metrics,
                      "wall_time": hist["seconds"], "cpu_time": hist["cpu_seconds"],
                      "steps_per_s": hist["steps_per_s"], "render_seconds": render_seconds,
                      "history": {"step": hist["step"],
-                                 "train_loss": [h["total"] for h in hist["train"]],
-                                 "test_loss": [h["total"] for h in hist["test"]]}})
+                                 "train_loss": [h["objective"] for h in hist["train"]],
+                                 "test_loss": [h["objective"] for h in hist["test"]]}})
+        if checkpoints is not None:
+            atomic_torch_save(checkpoints / f"{kind}__s{seed}.pt",
+                              {"model_config": asdict(model.cfg),
+                               "model_state": {k: v.cpu() for k, v in
+                                               model.state_dict().items()},
+                               "settings": asdict(settings), "seed": seed})
     return rows, arrays, data
 
 
@@ -621,9 +633,10 @@ def plot_pixel(settings: PixelSettings, data: dict, arrays: dict, path: Path,
 
 def run_pixel(settings: PixelSettings, seeds: Sequence[int], out_json: str | Path,
               plots_dir: str | Path, device=None, quiet: bool = False, threads: int = 1,
-              save_data: Path | None = None) -> dict:
-    """Train and score every model of `settings` with every seed; write the JSON and the
-    figure (seed seeds[0]). Returns the dict written to out_json."""
+              save_data: Path | None = None, checkpoints: Path | None = None) -> dict:
+    """Train and score every model of `settings` with every seed; write the JSON, the
+    figure (seed seeds[0]) and, if `checkpoints` is a folder, each trained model there.
+    Returns the dict written to out_json."""
     if not seeds:
         fail("need at least one seed")
     device = device or torch.device("cpu")
@@ -634,7 +647,7 @@ def run_pixel(settings: PixelSettings, seeds: Sequence[int], out_json: str | Pat
     try:
         for j, seed in enumerate(seeds):
             rows, arrays, data = run_seed(settings, seed, device, progress=not quiet,
-                                          save_data=save_data)
+                                          save_data=save_data, checkpoints=checkpoints)
             runs.extend(rows)
             if not quiet:
                 for r in rows:
@@ -742,7 +755,8 @@ def main(argv=None) -> dict:
               f"threads {args.threads}")
     return run_pixel(settings, args.seeds, out_json, plots_dir, device=device,
                      quiet=args.quiet, threads=args.threads,
-                     save_data=Path(results_dir) if args.save_data else None)
+                     save_data=Path(results_dir) if args.save_data else None,
+                     checkpoints=Path(results_dir) / "pixel_pendulum")
 
 
 if __name__ == "__main__":

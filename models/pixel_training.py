@@ -63,8 +63,9 @@ class LossWeights:
 
 def pixel_losses(model: PixelDynamicsAE, x: Tensor, x_next: Tensor, weights: LossWeights,
                  create_graph: bool = True) -> dict[str, Tensor]:
-    """The terms and their weighted sum for transitions (x, x_next) (B, 2P) -> dict of scalars
-    total, recon, dyn, cc, scale.
+    """The terms and their weighted sums for transitions (x, x_next) (B, 2P) -> dict of
+    scalars: total (what is minimised), objective (the paper's three terms, without the scale
+    anchor: what the experiment reports as its loss), recon, dyn, cc, scale.
 
     Both inputs are encoded and both are reconstructed; the latent field is stepped one frame
     (model.cfg.frame_time of latent time) by RK4 (the rollouts' integrator, so that the field the loss fits is the one that is
@@ -78,8 +79,9 @@ def pixel_losses(model: PixelDynamicsAE, x: Tensor, x_next: Tensor, weights: Los
     dyn = latent_dynamics_loss(model.step(z, h, create_graph), z_next)
     cc = canonical_loss(z, z_next, h)
     scale = scale_anchor_loss(z_both)
-    total = recon + weights.canonical * cc + weights.dynamics * dyn + weights.scale * scale
-    return {"total": total, "recon": recon, "dyn": dyn, "cc": cc, "scale": scale}
+    objective = recon + weights.canonical * cc + weights.dynamics * dyn
+    return {"total": objective + weights.scale * scale, "objective": objective, "recon": recon,
+            "dyn": dyn, "cc": cc, "scale": scale}
 
 
 # ---------------------------------------------------------------------------- batches
@@ -102,7 +104,8 @@ def transition_index(n_seq: int, n_frames: int, device=None) -> tuple[Tensor, Te
 @torch.no_grad()
 def evaluate_losses(model: PixelDynamicsAE, frames: Tensor, weights: LossWeights,
                     chunk: int = 2000) -> dict[str, float]:
-    """The loss terms over every transition of frames (N, F, P), averaged over transitions."""
+    """The loss terms over every transition of frames (N, F, P), averaged over transitions
+    (the scale anchor's variance is taken over chunks of `chunk` transitions)."""
     was_training = model.training
     model.eval()
     seq, t = transition_index(frames.shape[0], frames.shape[1], frames.device)
