@@ -16,7 +16,7 @@ from experiments.pixel_pendulum import (INERTIA, PixelSettings, centroid_angle, 
                                         quick_settings, render_frames)
 from models.pixel_hnn import PixelConfig, PixelDynamicsAE
 from models.pixel_training import canonical_loss, pair_inputs, transition_index
-from utils import UsageError, cli
+from utils import UsageError, cli, read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
@@ -155,6 +155,13 @@ def test_quick_experiment_renders_trains_both_and_writes_the_rows(tmp_path):
     with np.load(tmp_path / "pixel_pendulum_s0.npz") as saved:
         assert saved["frames"].shape == (12, 30, 28, 28)
         assert {"truth_theta", "truth_omega", "truth_energy"} <= set(saved.files)
+        frames = torch.as_tensor(saved["frames"][:1, :2].reshape(1, -1))
+    # The checkpoint alone rebuilds the model (weights_only load: tensors and plain values).
+    ckpt = read_checkpoint(tmp_path / "pixel_pendulum" / "hnn__s0.pt")
+    model = PixelDynamicsAE(PixelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model_state"])
+    assert model.cfg.dynamics == "hnn" and model.cfg.hidden_dim == 48
+    assert torch.isfinite(model.hamiltonian(model.encode(frames))).all()
 
 
 @pytest.mark.parametrize("argv", [["--models", "gru"], ["--steps", "0"], ["--seeds", "-1"],
