@@ -49,6 +49,6 @@ bench: setup
 	$(PY) bench/bench_simulate.py
 
 # The HNN paper's pixel pendulum (Table 1, row 5): its own command, not part of `make run`
-# (~40 min on a shared 2-core CPU; CUDA when present). FLAGS as above, e.g. FLAGS=--quick.
+# (~30 min on a shared 2-core CPU: 27 min measured; CUDA when present). FLAGS as above, e.g. FLAGS=--quick.
 pixel: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m experiments.pixel_pendulum $(FLAGS)
