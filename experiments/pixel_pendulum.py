@@ -694,7 +694,7 @@ class PixelFlags:
     seeds: list[int] = flag([0, 1, 2], "seeds (each draws its own data, weights and batches)")
     models: list[str] = flag(list(MODELS), f"models, of {', '.join(MODELS)}")
     steps: int | None = flag(None, "AdamW steps (default 6000, --quick 60)")
-    n_traj: int | None = flag(None, "trajectories in all (default 200; 80 % train)")
+    n_traj: int | None = flag(None, "trajectories in all (default 200; the first 80 per cent train)")
     results_dir: Path | None = flag(None, "where hnn_pixel.json goes (default results/, or "
                                           "results/quick)")
     plots_dir: Path | None = flag(None, "where hnn_pixel_pendulum.png goes (default plots/, or "

@@ -174,3 +174,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv):
     assert not out.exists()
     with pytest.raises(UsageError):
         main(argv + ["--quick", "--results-dir", str(out), "--quiet"])
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert all(f in out for f in ("--quick", "--seeds", "--results-dir", "--plots-dir",
+                                  "--quiet", "--device", "--frame-time"))
