@@ -12,7 +12,7 @@ FLAGS   ?=
 SIM_FLAGS   ?=
 TRAIN_FLAGS ?=
 
-.PHONY: setup run quick test bench hnn-table hnn-real
+.PHONY: setup run quick test bench hnn-table hnn-real pixel
 
 setup: $(VENV)/.installed dashboard/node_modules/.installed
 
@@ -56,3 +56,8 @@ hnn-table: setup
 
 hnn-real: setup
 	$(PY) -m experiments.hnn_real $(FLAGS)
+
+# The HNN paper's pixel pendulum (Table 1, row 5): its own command, not part of `make run`
+# (~30 min on a shared 2-core CPU: 27 min measured; CUDA when present). FLAGS as above, e.g. FLAGS=--quick.
+pixel: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m experiments.pixel_pendulum $(FLAGS)

@@ -282,7 +282,10 @@ def readme_section(metrics: dict) -> str:
                   "on the whole recording, of the model's rollout against that of the "
                   "recording over its held-out last 20 %; `-central`: targets from central instead of the paper's "
                   "forward differences; `dissipative-hnn`: an HNN plus a learnt dissipation "
-                  "term (Sosanya & Greydanus 2022)."]
+                  "term (Sosanya & Greydanus 2022). Pixel pendulum "
+                  "(experiments/pixel_pendulum.py): the true energy (J) of latent rollouts "
+                  "from held-out starts over the held-out trajectories' span, read through "
+                  "a chart fitted on encoded training frames and their stored truth."]
     return "\n".join(parts)
 
 
