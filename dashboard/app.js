@@ -1277,10 +1277,14 @@
           })}</tbody>
         </table>
         </div>
-        <p className="mt-3 text-xs text-slate-500">Energy MSE: true energy along rollouts from held-out
-          starts over t ∈ [0, 20] (the paper's analysis span), mean ± std over seeds. Rows “baseline” and
-          “hnn” score the last weights (the paper's protocol); “+avg” rows score a moving average of the
-          weights of the same training run.</p>
+        <p className="mt-3 text-xs text-slate-500">Energy MSE, mean ± std over seeds. Simulated tasks:
+          true energy along rollouts from held-out starts over t ∈ [0, 20] (the paper's analysis span);
+          rows “baseline” and “hnn” score the last weights (the paper's protocol), “+avg” rows a moving
+          average of the weights of the same training run. Real pendulum: ω² + k(1 − cos θ) of the
+          rollout against the recording over its held-out last 20 % (“-central”: central-difference
+          targets; “dissipative-hnn”: an HNN with a learnt dissipation term). Pixel pendulum: true
+          energy of latent rollouts from held-out starts, read through a chart fitted on training
+          frames.</p>
       <//>`;
   }
 
