@@ -48,10 +48,11 @@ def require_known(names, known, what: str) -> None:
 
 
 def require_at_least(args, minimum: int, *names: str) -> None:
-    """fail() on the first of the flags `names` of `args` whose value is below `minimum`."""
+    """fail() on the first of the flags `names` of `args` whose value is below `minimum`
+    (a flag left unset, None, passes)."""
     for name in names:
         value = getattr(args, name)
-        if value < minimum:
+        if value is not None and value < minimum:
             fail(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
 
 

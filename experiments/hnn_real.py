@@ -41,7 +41,8 @@ from models.hnn import (HNN, MODEL_KINDS, DissipativeHNN, HNNConfig,  # noqa: E4
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
 from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, check_output_dir,  # noqa: E402
                    check_output_file, cli, describe,
-                   environment_info, fail, flag, parse_flags, require_known)
+                   environment_info, fail, flag, parse_flags, require_at_least,
+                   require_known)
 
 Array = np.ndarray
 # Task label of the rows per finite-difference estimator of the targets.
@@ -506,10 +507,7 @@ def main(argv=None) -> dict:
     args = parse_flags(HNNRealFlags, argv, describe(__doc__))
     require_known(args.models, MODEL_KINDS, "model(s)")
     require_known(args.derivatives, TASKS, "derivative estimator(s)")
-    if args.steps is not None and args.steps < 1:
-        fail(f"--steps must be at least 1, got {args.steps}")
-    if args.threads < 1:
-        fail(f"--threads must be at least 1, got {args.threads}")
+    require_at_least(args, 1, "steps", "threads")
     if not 0 < args.train_fraction < 1:
         fail(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
     if any(s < 0 for s in args.seeds):

@@ -46,7 +46,7 @@ from models.pixel_training import LossWeights, evaluate_losses, fit_pixel  # noq
 from utils import (PLOTS_DIR, RESULTS_DIR, atomic_torch_save, atomic_write_json,  # noqa: E402
                    atomic_write_npz,
                    check_output_dir, check_output_file, cli, describe, environment_info, fail,
-                   flag, get_device, parse_flags, require_known)
+                   flag, get_device, parse_flags, require_at_least, require_known)
 
 Array = np.ndarray
 TASK = "pixel-pendulum"
@@ -716,12 +716,8 @@ def parse_args(argv=None) -> PixelFlags:
     """The flags, checked: every bad value is one line (UsageError), before anything runs."""
     args = parse_flags(PixelFlags, argv, describe(__doc__))
     require_known(args.models, MODELS, "model(s)")
-    if args.steps is not None and args.steps < 1:
-        fail(f"--steps must be at least 1, got {args.steps}")
-    if args.n_traj is not None and args.n_traj < 5:
-        fail(f"--n-traj must be at least 5, got {args.n_traj}")
-    if args.threads < 1:
-        fail(f"--threads must be at least 1, got {args.threads}")
+    require_at_least(args, 1, "steps", "threads")
+    require_at_least(args, 5, "n_traj")
     if any(seed < 0 for seed in args.seeds):
         fail(f"--seeds must be non-negative integers, got {args.seeds}")
     for name in ("dynamics_weight", "canonical_weight"):
