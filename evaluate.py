@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data.loader import DEFAULT_SYSTEMS
-from evaluation.dashboard import hnn_rows, write_dashboard
+from evaluation.dashboard import hnn_rows, pixel_extras, write_dashboard
 from evaluation.metrics import FUNCTIONAL_DEGREE, MATCH_R2, STRUCTURE_TOL
 from evaluation.plots import plot_system
 from evaluation.report import print_report, rewrite_readme
@@ -122,7 +122,7 @@ def evaluate(args: EvaluateFlags, inputs=None) -> dict:
                                "functional_degree": FUNCTIONAL_DEGREE,
                                "drift_target": DRIFT_TARGET},
                "systems": {r.name: r.metrics for r in results},
-               "hnn_table": hnn_rows(args)}
+               "hnn_table": hnn_rows(args), "hnn_pixel": pixel_extras(args)}
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(Path(args.results_dir) / "metrics.json", metrics)
     dash = write_dashboard(Path(args.dashboard_file), results, args, generated)

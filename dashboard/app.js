@@ -1244,7 +1244,43 @@
 
   // ------------------------------------------------------------------------------ 5. HNN table
 
-  function HnnTab({ rows }) {
+  /** The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon and what
+   *  our discovery found on each model's latent trajectories (DATA.md "hnn_pixel"). */
+  function PixelExtras({ pixel }) {
+    // the data span first, then the horizons in frames (JS lists integer-like keys first)
+    const ratios = Object.entries((pixel && pixel.ratios_by_horizon) || {}).filter(([, v]) => isNum(v))
+      .sort(([a], [b]) => (a === 'span' ? -1 : b === 'span' ? 1 : Number(a) - Number(b)));
+    const found = arr(pixel && pixel.latent_discovery);
+    if (!ratios.length && !found.length) return null;
+    const col = 'px-3 py-2 text-right font-mono tabular-nums';
+    return html`
+      <div data-testid="pixel-extras" className="mt-5 border-t border-slate-100 pt-4">
+        <h3 className="text-sm font-semibold text-slate-800">Pixel pendulum: horizon and latent laws</h3>
+        ${ratios.length > 0 && html`<p data-testid="pixel-ratios" className="mt-1 text-sm text-slate-600">
+          Baseline energy MSE over the HNN's, by rollout horizon: ${ratios.map(([h, v], i) => html`<span key=${h}>${i ? ', ' : ''}${h === 'span' ? 'the data span' : h + ' frames'} <b className="font-mono">${fmt(v, 3)}×</b></span>`)}.
+</p>`}
+        ${found.length > 0 && html`<div><div className="mt-2 overflow-x-auto"><table data-testid="pixel-latent" className="min-w-full text-sm">
+          <thead><tr className="border-b border-slate-200 text-xs uppercase tracking-wide text-slate-500">
+            <th className="px-3 py-2 text-left">model</th><th className="px-3 py-2 text-right">seed</th>
+            <th className="px-3 py-2 text-right">exact laws</th><th className="px-3 py-2 text-left">best law on the latent (z0, z1)</th>
+            <th className="px-3 py-2 text-right normal-case">μ</th><th className="px-3 py-2 text-right">R² vs true E</th>
+          </tr></thead>
+          <tbody>${found.map((f, i) => html`<tr key=${i} data-testid="pixel-latent-row" className="border-b border-slate-100">
+            <td className="px-3 py-2">${f.model || '—'}</td><td className=${col}>${isNum(f.seed) ? f.seed : '—'}</td>
+            <td className=${col}>${isNum(f.n_conserved) ? f.n_conserved : '—'}</td>
+            <td className="px-3 py-2">${f.latex ? html`<span><span className="mr-2 text-xs text-slate-500">${f.kind}</span><${Tex} tex=${f.latex} inline=${true} testid="pixel-law" /></span>` : '—'}</td>
+            <td className=${col}>${isNum(f.mu) ? html`<${Sci} v=${f.mu} digits=${2} />` : '—'}</td>
+            <td className=${col}>${isNum(f.r2_true_energy) ? fmt(f.r2_true_energy, 4) : '—'}</td>
+          </tr>`)}</tbody>
+        </table></div>
+        <p className="mt-2 text-xs text-slate-500">Each model's encodings of every trajectory went through train.py and
+          discover.py as a user file of variables z0, z1; the frames' truth only scores the result: R² of the best
+          monotone map from the law to the true energy on held-out trajectories. “approximate”: not conserved to the
+          data's noise floor, not counted.</p></div>`}
+      </div>`;
+  }
+
+  function HnnTab({ rows, pixel }) {
     const col = 'px-3 py-2 text-right font-mono tabular-nums';
     return html`
       <${Card} title="Hamiltonian Neural Networks benchmark"
@@ -1285,6 +1321,7 @@
           targets; “dissipative-hnn”: an HNN with a learnt dissipation term). Pixel pendulum: true
           energy of latent rollouts from held-out starts, read through a chart fitted on training
           frames.</p>
+        <${PixelExtras} pixel=${pixel} />
       <//>`;
   }
 
@@ -1347,7 +1384,7 @@
     } else if (tab === 'equations') {
       panel = html`<${EquationsTab} key=${system} name=${system} sys=${sys} />`;
     } else if (tab === 'hnn') {
-      panel = html`<${HnnTab} rows=${hnnRows} />`;
+      panel = html`<${HnnTab} rows=${hnnRows} pixel=${data.hnn_pixel} />`;
     }
     const sources = Object.values(boot.sources || {});
     const libText = !sources.length ? '' : sources.every((s) => s === 'local') ? 'local copies (node_modules)'

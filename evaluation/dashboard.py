@@ -262,11 +262,38 @@ def hnn_rows(args) -> list[dict] | None:
     return rows or None
 
 
+def pixel_extras(args) -> dict | None:
+    """The pixel pendulum's figures beyond its table rows (<results-dir>/hnn_pixel.json), or
+    None: the baseline over HNN energy MSE by rollout horizon (frames), and per run what our
+    discovery found on the model's latent trajectories: the count of exact laws and the law
+    that best orders the states by their true energy (held-out R^2 of a monotone map)."""
+    res = read_json(Path(args.results_dir) / "hnn_pixel.json", None)
+    if not isinstance(res, dict):
+        return None
+    found = []
+    for run in res.get("runs") or []:
+        latent = run.get("latent_discovery")
+        if not isinstance(latent, dict):
+            continue
+        laws = [law for law in latent.get("laws") or [] if isinstance(law, dict)]
+        score = lambda law: _number(law.get("r2_true_energy"))
+        best = max(laws, key=lambda law: -np.inf if score(law) is None else score(law),
+                   default={})
+        found.append({"model": run.get("model"), "seed": run.get("seed"),
+                      "n_conserved": latent.get("n_conserved"), "kind": best.get("kind"),
+                      "expression": best.get("expression"), "latex": best.get("latex"),
+                      "mu": _number(best.get("mu")),
+                      "r2_true_energy": _number(best.get("r2_true_energy"))})
+    ratios = res.get("baseline_over_hnn_by_horizon") or {}
+    return {"ratios_by_horizon": {str(k): _number(v) for k, v in ratios.items()},
+            "latent_discovery": found}
+
+
 def write_dashboard(path: Path, results: list[SystemResult], args, generated: str) -> Path:
     backends = sorted({str(r.discovered.get("backend")) for r in results
                        if r.discovered.get("backend")})
     payload = {"generated": generated, "backend": "; ".join(backends) or None,
                "systems": {r.name: dashboard_entry(r, args) for r in results},
-               "hnn_table": hnn_rows(args)}
+               "hnn_table": hnn_rows(args), "hnn_pixel": pixel_extras(args)}
     text = json.dumps(to_jsonable(payload), separators=(",", ":"), allow_nan=False)
     return atomic_write_text(path, f"window.DASHBOARD_DATA = {text};\n")

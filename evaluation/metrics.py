@@ -11,6 +11,8 @@
                       coefficient within 2 % of a times the true one (a: the coefficient ratio
                       of one shared term, so one wrong coefficient cannot hide in the fit's a;
                       the largest relative error is reported)
+  monotone R^2        R^2 of the best monotone map from a quantity to a true one (isotonic
+                      regression fitted on other states): the pixel experiments' latent H
   energy drift        |E(t) - E(0)| / |E(0)| of the TRUE energy along a predicted trajectory
 
 A new metric is one function here plus its column in evaluation/report.py.
@@ -43,6 +45,27 @@ def affine_fit(h: np.ndarray, target: np.ndarray) -> tuple[float | None, float, 
     b = float(h.mean() - a * x.mean())
     r2 = 1.0 - float(((hc - a * xc) ** 2).sum() / (hc @ hc))
     return r2, a, b
+
+
+def r2(y: np.ndarray, fitted: np.ndarray) -> float:
+    """Coefficient of determination of fitted against y (flattened)."""
+    y, fitted = np.ravel(y), np.ravel(fitted)
+    return float(1 - np.sum((y - fitted) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def monotone_r2(h_fit: np.ndarray, e_fit: np.ndarray, h_eval: np.ndarray,
+                e_eval: np.ndarray) -> float:
+    """R^2 on (h_eval, e_eval) of the best monotone (either direction) map h -> e, fitted by
+    isotonic regression on (h_fit, e_fit): how well h orders the states by e."""
+    import warnings
+
+    from sklearn.isotonic import IsotonicRegression
+
+    with warnings.catch_warnings():   # "auto" warns when it cannot tell the direction
+        warnings.simplefilter("ignore")
+        iso = IsotonicRegression(increasing="auto", out_of_bounds="clip").fit(
+            np.ravel(h_fit), np.ravel(e_fit))
+    return r2(e_eval, iso.predict(np.ravel(h_eval)))
 
 
 def functional_r2(h: np.ndarray, target: np.ndarray, degree: int = FUNCTIONAL_DEGREE

@@ -286,7 +286,30 @@ def readme_section(metrics: dict) -> str:
                   "(experiments/pixel_pendulum.py): the true energy (J) of latent rollouts "
                   "from held-out starts over the held-out trajectories' span, read through "
                   "a chart fitted on encoded training frames and their stored truth."]
+    if metrics.get("hnn_pixel"):
+        parts += ["", pixel_paragraph(metrics["hnn_pixel"])]
     return "\n".join(parts)
+
+
+def pixel_paragraph(pixel: dict) -> str:
+    """The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon, and
+    what our discovery found on each model's latent trajectories."""
+    ratios = pixel.get("ratios_by_horizon") or {}
+    names = {"span": "the data span"}
+    text = []
+    if ratios:
+        text.append("Pixel pendulum, baseline energy MSE over the HNN's by rollout horizon: "
+                    + ", ".join(f"{names.get(h, h + ' frames')} {v:.3g}×"
+                                for h, v in ratios.items() if v is not None) + ".")
+    found = pixel.get("latent_discovery") or []
+    if found:
+        lines = [f"{f['model']} (seed {f['seed']}): {f['n_conserved']} exact"
+                 + (f"; best {f['kind']} `{f['expression']}`, R² vs true energy "
+                    f"{f['r2_true_energy']:.4f}" if f.get("expression") else "; nothing found")
+                 for f in found]
+        text.append("Our discovery (train.py + discover.py) on each model's latent "
+                    "trajectories, as user data: " + "; ".join(lines) + ".")
+    return " ".join(text)
 
 
 def rewrite_readme(readme: Path, metrics: dict, source: Path | str = "metrics.json") -> Path:

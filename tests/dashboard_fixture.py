@@ -242,6 +242,19 @@ HNN_TABLE = [
 ]
 
 
+HNN_PIXEL = {
+    "ratios_by_horizon": {"span": 1.6, "200": 3.1, "400": 18.5, "1000": 92.0},
+    "latent_discovery": [
+        {"model": "baseline", "seed": 1, "n_conserved": 0, "kind": "approximate",
+         "expression": "z0**2 + 0.91*z1**2 - 0.05*z0**4",
+         "latex": "z_{0}^{2} + 0.91 z_{1}^{2} - 0.05 z_{0}^{4}",
+         "mu": 8.1e3, "r2_true_energy": 0.9952},
+        {"model": "hnn", "seed": 1, "n_conserved": 0, "kind": None, "expression": None,
+         "latex": None, "mu": None, "r2_true_energy": None},
+    ],
+}
+
+
 def _plain_fields(system: dict) -> dict:
     """The fields DATA.md gives every system and equation that these simulated, exactly
     conserving ones leave empty: not a recording, no decay, no uncertainty."""
@@ -265,6 +278,7 @@ def make_data(seed: int = 0, n_traj: int = 3, hnn: bool = True) -> dict:
         "backend": "operon+sparse",
         "systems": {name: _plain_fields(system) for name, system in systems.items()},
         "hnn_table": [dict(row) for row in HNN_TABLE] if hnn else None,
+        "hnn_pixel": dict(HNN_PIXEL) if hnn else None,
     }
 
 

@@ -376,6 +376,14 @@ def _check_hnn(page, data, shots, label):
     paper = page.locator("[data-testid=hnn-paper]").all_inner_texts()
     assert paper[0].strip() == "0.17" and "10" in paper[1] and paper[3].strip() == "—"
     assert "Greydanus" in page.inner_text("[data-testid=panel-hnn]")
+    pixel = data.get("hnn_pixel")
+    if pixel:
+        ratios = page.inner_text("[data-testid=pixel-ratios]")
+        assert all(f"{h} frames" in ratios for h in pixel["ratios_by_horizon"] if h != "span")
+        found = pixel["latent_discovery"]
+        assert page.locator("[data-testid=pixel-latent-row]").count() == len(found)
+        with_law = sum(1 for f in found if f["latex"])
+        assert page.locator("[data-testid=pixel-law] .katex").count() == with_law
     _shot(page, shots, f"{label}-hnn")
 
 

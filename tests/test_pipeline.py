@@ -101,8 +101,9 @@ def test_every_plot_exists(pipeline):
 
 def test_dashboard_data(pipeline):
     dash = load_dashboard(pipeline["dashboard"])
-    assert set(dash) == {"generated", "backend", "systems", "hnn_table"}
+    assert set(dash) == {"generated", "backend", "systems", "hnn_table", "hnn_pixel"}
     assert dash["hnn_table"] is None                  # no results/hnn_table.json here
+    assert dash["hnn_pixel"] is None                  # nor results/hnn_pixel.json
     s = dash["systems"][SYSTEM]
     assert set(s) == {"variables", "canonical", "has_truth", "trajectories", "energy", "drift",
                       "latent", "n_conserved", "equations", "recording", "recording_info",

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 
 from experiments.pixel_pendulum import (INERTIA, PixelSettings, centroid_angle, fit_chart,
                                         main, make_dataset, monotone_r2, pendulum_energy,
                                         quick_settings, render_frames)
+from data.loader import load_trajectories
+from experiments.pixel_latent import LAW_KINDS, discover_on_latents
 from models.pixel_hnn import PixelConfig, PixelDynamicsAE
 from models.pixel_training import canonical_loss, pair_inputs, transition_index
 from utils import UsageError, cli, read_checkpoint
@@ -162,6 +166,35 @@ def test_quick_experiment_renders_trains_both_and_writes_the_rows(tmp_path):
     model.load_state_dict(ckpt["model_state"])
     assert model.cfg.dynamics == "hnn" and model.cfg.hidden_dim == 48
     assert torch.isfinite(model.hamiltonian(model.encode(frames))).all()
+    # Each model's latent trajectories went through train.py + discover.py as a user file
+    # that hides the frames' truth from them.
+    for run in (hnn, base):
+        found = run["latent_discovery"]
+        latent = load_trajectories(found["file"])
+        assert latent.names == ["z0", "z1"] and latent.states.shape == (12, 29, 2)
+        assert not latent.truth
+        assert load_trajectories(found["file"], with_truth=True).truth["energy"].shape == (12, 29)
+        assert all(law["kind"] in LAW_KINDS and law["r2_true_energy"] <= 1
+                   for law in found["laws"])
+
+
+def test_discovery_on_a_perfect_encoders_latent_finds_the_pendulum_energy(tmp_path):
+    # An encoder whose latent is (theta, omega) itself: the pipeline, blind to the names and
+    # the truth, must find the energy's structure: omega^2 and cos(theta) in the ratio
+    # (I / 2) / (m g l / 2) = 1 / 30 of gym's rod.
+    settings = replace(quick_settings(PixelSettings()), n_traj=30, n_train=24, frames=40)
+    data = make_dataset(settings, np.random.default_rng(0))
+    truth = {k: data[f"truth_{k}"][:, :-1] for k in ("theta", "omega", "energy")}
+    z = np.stack([truth["theta"], truth["omega"]], -1)
+    found = discover_on_latents(z, data["t"][:-1], data["n_train"], truth, tmp_path)
+    assert found["n_conserved"] == 1
+    law = next(law for law in found["laws"] if law["kind"] != "approximate")
+    terms = sp.Add.make_args(sp.expand(sp.sympify(law["expression"])))
+    coef = {str(sp.Mul(*[f for f in t.args if not f.is_Number])): float(t.as_coeff_Mul()[0])
+            for t in terms}
+    assert set(coef) == {"z1**2", "cos(z0)"}
+    assert coef["z1**2"] / coef["cos(z0)"] == pytest.approx(-1 / 30, rel=1e-3)
+    assert law["r2_true_energy"] > 0.95     # isotonic map fitted on 24 energy levels only
 
 
 @pytest.mark.parametrize("argv", [["--models", "gru"], ["--steps", "0"], ["--seeds", "-1"],
