@@ -143,6 +143,11 @@ def interior(traj: np.ndarray) -> np.ndarray:
     return traj[:, 3:-3] if traj.shape[1] > 8 else traj
 
 
+def exact_count(fitter: LawFitter) -> int:
+    """How many independent directions of the fitter's library are exactly conserved."""
+    return int((fitter.solve()[0] <= fitter.threshold).sum())
+
+
 def build_context(args, data: Trajectories, engines: list[str], rng: np.random.Generator,
                   log) -> Context:
     """Inputs, library, the states every check is made on, and the noise floor of one
@@ -178,12 +183,22 @@ def build_context(args, data: Trajectories, engines: list[str], rng: np.random.G
                        data.canonical_pairs(), fit_pairs[:, D:])
         if lam is not None:
             extra = exps.exprs(inputs.state_symbols, lam)
-            log(f"exponential terms exp(+-{lam:.6g} a) of positions and their differences "
-                "make a law exact: added to the library")
-            library = library + extra
             bank.add(extra)
-            fitter = LawFitter(bank.stack(library, "fit"), bank.stack(library, "fit_grad"),
-                               noise)
+            wider = LawFitter(bank.stack(library + extra, "fit"),
+                              bank.stack(library + extra, "fit_grad"), noise)
+            # The rate makes a law exact among the velocities' monomials; the terms join the
+            # library only if they hold more exact laws than the library alone: over a short
+            # range, exponentials of a small rate imitate the polynomials already there.
+            before, after = exact_count(fitter), exact_count(wider)
+            if after > before:
+                log(f"exponential terms exp(+-{lam:.6g} a) of positions and their differences "
+                    f"make a law exact: added to the library ({before} -> {after} exact "
+                    "directions)")
+                library = library + extra
+                fitter = wider
+            else:
+                log(f"exponential terms exp(+-{lam:.6g} a) add no exact law to the library's "
+                    f"({before} -> {after} exact directions): not added")
     held = bank.stack(library, "held")
     baseline = float(np.median([conservation_ratio(held[..., j]) for j in range(len(library))]))
     nv, T = len(va), data.states.shape[1]
