@@ -10,6 +10,7 @@ its values along each recording in time order, beside the integral of its fitted
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +263,17 @@ def hnn_rows(args) -> list[dict] | None:
     return rows or None
 
 
+def _term_count(expression) -> int | None:
+    """Terms of a latent law (a sum over z0, z1, ...), or None when there is none to read."""
+    if not isinstance(expression, str):
+        return None
+    try:
+        expr = parse_formula(expression, sorted(set(re.findall(r"z\d+", expression))))
+    except ValueError:
+        return None
+    return len(sp.Add.make_args(expr))
+
+
 def pixel_extras(args) -> dict | None:
     """The pixel pendulum's figures beyond its table rows (<results-dir>/hnn_pixel.json), or
     None: the baseline over HNN energy MSE by rollout horizon (frames), and per run what our
@@ -282,6 +294,7 @@ def pixel_extras(args) -> dict | None:
         found.append({"model": run.get("model"), "seed": run.get("seed"),
                       "n_conserved": latent.get("n_conserved"), "kind": best.get("kind"),
                       "expression": best.get("expression"), "latex": best.get("latex"),
+                      "terms": _term_count(best.get("expression")),
                       "mu": _number(best.get("mu")),
                       "r2_true_energy": _number(best.get("r2_true_energy"))})
     ratios = res.get("baseline_over_hnn_by_horizon") or {}

@@ -293,23 +293,26 @@ def readme_section(metrics: dict) -> str:
 
 def pixel_paragraph(pixel: dict) -> str:
     """The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon, and
-    what our discovery found on each model's latent trajectories."""
+    what our discovery found on each model's latent trajectories (a table)."""
     ratios = pixel.get("ratios_by_horizon") or {}
     names = {"span": "the data span"}
-    text = []
+    parts = []
     if ratios:
-        text.append("Pixel pendulum, baseline energy MSE over the HNN's by rollout horizon: "
-                    + ", ".join(f"{names.get(h, h + ' frames')} {v:.3g}×"
-                                for h, v in ratios.items() if v is not None) + ".")
+        parts.append("Pixel pendulum, baseline energy MSE over the HNN's by rollout horizon: "
+                     + ", ".join(f"{names.get(h, h + ' frames')} {v:.3g}×"
+                                 for h, v in ratios.items() if v is not None) + ".")
     found = pixel.get("latent_discovery") or []
     if found:
-        lines = [f"{f['model']} (seed {f['seed']}): {f['n_conserved']} exact"
-                 + (f"; best {f['kind']} `{f['expression']}`, R² vs true energy "
-                    f"{f['r2_true_energy']:.4f}" if f.get("expression") else "; nothing found")
-                 for f in found]
-        text.append("Our discovery (train.py + discover.py) on each model's latent "
-                    "trajectories, as user data: " + "; ".join(lines) + ".")
-    return " ".join(text)
+        rows = [[f.get("model"), f.get("seed"), f.get("n_conserved"), f.get("kind") or "-",
+                 f.get("terms") if f.get("terms") is not None else "-", _fmt(f.get("mu")),
+                 f"{f['r2_true_energy']:.4f}" if f.get("r2_true_energy") is not None else "-"]
+                for f in found]
+        parts += ["", "Our discovery (train.py + discover.py) on each model's latent "
+                  "trajectories, as user data; the best law by held-out R² against the true "
+                  "energy (its formula in results/hnn_pixel.json and the dashboard):", "",
+                  render(["model", "seed", "exact laws", "best law", "terms", "μ",
+                          "R² vs true energy"], rows, True)]
+    return "\n".join(parts)
 
 
 def rewrite_readme(readme: Path, metrics: dict, source: Path | str = "metrics.json") -> Path:

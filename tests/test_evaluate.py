@@ -11,7 +11,7 @@ from data.loader import load_trajectories
 from data.simulate import SYSTEMS, simulate
 from evaluation import metrics, report
 from evaluation.truth import Truth, read_truth
-from utils import UsageError, atomic_write_npz, conservation_ratio
+from utils import UsageError, atomic_write_json, atomic_write_npz, conservation_ratio
 
 PROJ_VARS = ["x", "y", "vx", "vy"]
 PROJ_E = "0.5*vx**2 + 0.5*vy**2 + 9.81*y"
@@ -322,3 +322,30 @@ def test_bad_flags_are_usage_errors():
     assert evaluate.parse_args(["--hnn-table"]).hnn_table == ""
     assert evaluate.parse_args(["--hnn-table", "--quick --seeds 0"]).hnn_table == "--quick --seeds 0"
     assert evaluate.parse_args(["--hnn-table=--quick"]).hnn_table == "--quick"
+
+
+def test_pixel_extras_pick_each_runs_best_latent_law_and_reach_the_readme(tmp_path):
+    from types import SimpleNamespace
+
+    from evaluation.dashboard import pixel_extras
+    law = lambda kind, expr, mu, r2: {"kind": kind, "expression": expr, "latex": expr,
+                                      "mu": mu, "r2_true_energy": r2}
+    runs = [{"model": "hnn", "seed": 1, "latent_discovery": {"n_conserved": 1, "laws": [
+                law("invariant", "z0**2 + 0.5*z1**2 - 0.1*cos(z0 + z1)", 0.9, 0.9999),
+                law("approximate", "z0*z1", 50.0, 0.2)]}},
+            {"model": "baseline", "seed": 1, "latent_discovery": {"n_conserved": 0,
+                                                                  "laws": []}},
+            {"model": "baseline", "seed": 2}]          # run without discovery: left out
+    atomic_write_json(tmp_path / "hnn_pixel.json", {
+        "runs": runs, "baseline_over_hnn_by_horizon": {"span": 1.5, "400": 20.0}})
+    extras = pixel_extras(SimpleNamespace(results_dir=tmp_path))
+    hnn, base = extras["latent_discovery"]
+    assert extras["ratios_by_horizon"] == {"span": 1.5, "400": 20.0}
+    assert (hnn["kind"], hnn["terms"], hnn["mu"], hnn["r2_true_energy"]) == (
+        "invariant", 3, 0.9, 0.9999)
+    assert base["n_conserved"] == 0 and base["expression"] is None and base["terms"] is None
+    text = report.pixel_paragraph(extras)
+    assert "the data span 1.5×, 400 frames 20×" in text
+    assert "| hnn | 1 | 1 | invariant | 3 | 0.9 | 0.9999 |" in text
+    assert "| baseline | 1 | 0 | - | - | - | - |" in text
+    assert pixel_extras(SimpleNamespace(results_dir=tmp_path / "none")) is None
