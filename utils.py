@@ -47,6 +47,12 @@ def require_known(names, known, what: str) -> None:
         fail(f"unknown {what} {unknown} (known: {', '.join(known)})")
 
 
+def require_seeds(args) -> None:
+    """fail() unless every entry of args.seeds is a non-negative integer seed."""
+    if any(seed < 0 for seed in args.seeds):
+        fail(f"--seeds must be non-negative integers, got {args.seeds}")
+
+
 def require_at_least(args, minimum: int, *names: str) -> None:
     """fail() on the first of the flags `names` of `args` whose value is below `minimum`
     (a flag left unset, None, passes)."""

@@ -112,6 +112,12 @@ class LawFitter:
         ident[idx] = U[:, ~keep] / self.scale[idx, None]
         return np.clip(mu, 0.0, None), dirs, ident
 
+    def n_exact(self, threshold: float | None = None) -> int:
+        """How many independent directions of the terms are exactly conserved (mu at most
+        `threshold`, default this fitter's own)."""
+        limit = self.threshold if threshold is None else threshold
+        return int((self.solve()[0] <= limit).sum())
+
     def best(self, support) -> tuple[np.ndarray, float]:
         """The support's best conserved combination: raw coefficients (F,) with the largest
         standardised coefficient +-1, and its training mu (memoised: pruning asks often)."""

@@ -45,8 +45,7 @@ class RateSearch:
         self.base = bank.stack(self.monomials, "fit")[pick]
         self.grad_states = bank.states["fit_grad"][:500]
         self.base_jac = bank.stack(self.monomials, "fit_grad")[:500]
-        self.k0 = int((LawFitter(self.base, self.base_jac, noise).solve()[0]
-                       <= threshold).sum())
+        self.k0 = LawFitter(self.base, self.base_jac, noise).n_exact(threshold)
 
     def jacobian(self, states: np.ndarray, lam: float) -> np.ndarray:
         """Central-difference Jacobian of the exponential terms, (n, E, D)."""
@@ -127,8 +126,8 @@ class RateSearch:
             std = np.abs(dirs[:, self.k0] * f.scale)
             support = np.flatnonzero(std > 1e-3 * std.max())
             base = support[support < n_base]
-            k = (int((LawFitter(self.base[..., base], self.base_jac[:, base], self.noise)
-                      .solve()[0] <= self.threshold).sum()) if len(base) else 0)
+            k = (LawFitter(self.base[..., base], self.base_jac[:, base], self.noise)
+                 .n_exact(self.threshold) if len(base) else 0)
 
             def objective(x: float) -> float:
                 mu = self.fitter(float(np.exp(x)), support).solve()[0]

@@ -143,11 +143,6 @@ def interior(traj: np.ndarray) -> np.ndarray:
     return traj[:, 3:-3] if traj.shape[1] > 8 else traj
 
 
-def exact_count(fitter: LawFitter) -> int:
-    """How many independent directions of the fitter's library are exactly conserved."""
-    return int((fitter.solve()[0] <= fitter.threshold).sum())
-
-
 def build_context(args, data: Trajectories, engines: list[str], rng: np.random.Generator,
                   log) -> Context:
     """Inputs, library, the states every check is made on, and the noise floor of one
@@ -189,7 +184,7 @@ def build_context(args, data: Trajectories, engines: list[str], rng: np.random.G
             # The rate makes a law exact among the velocities' monomials; the terms join the
             # library only if they hold more exact laws than the library alone: over a short
             # range, exponentials of a small rate imitate the polynomials already there.
-            before, after = exact_count(fitter), exact_count(wider)
+            before, after = fitter.n_exact(), wider.n_exact()
             if after > before:
                 log(f"exponential terms exp(+-{lam:.6g} a) of positions and their differences "
                     f"make a law exact: added to the library ({before} -> {after} exact "

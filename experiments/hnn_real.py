@@ -42,7 +42,7 @@ from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
 from utils import (PLOTS_DIR, RESULTS_DIR, ROOT, atomic_write_json, check_output_dir,  # noqa: E402
                    check_output_file, cli, describe,
                    environment_info, fail, flag, parse_flags, require_at_least,
-                   require_known)
+                   require_known, require_seeds)
 
 Array = np.ndarray
 # Task label of the rows per finite-difference estimator of the targets.
@@ -510,8 +510,7 @@ def main(argv=None) -> dict:
     require_at_least(args, 1, "steps", "threads")
     if not 0 < args.train_fraction < 1:
         fail(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
-    if any(s < 0 for s in args.seeds):
-        fail(f"--seeds must be non-negative, got {args.seeds}")
+    require_seeds(args)
     settings = RealSettings(recording=str(args.recording), train_fraction=args.train_fraction,
                             derivatives=tuple(dict.fromkeys(args.derivatives)),
                             models=tuple(dict.fromkeys(args.models)))

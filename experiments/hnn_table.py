@@ -38,7 +38,7 @@ from models.hnn import HNN, HNNConfig, build_hamiltonian_model  # noqa: E402
 from models.hnn_training import fit, pointwise_sq_error  # noqa: E402
 from utils import (PLOTS_DIR, RESULTS_DIR, atomic_write_json, check_output_dir,  # noqa: E402
                    check_output_file, cli, describe, environment_info, fail, flag, parse_flags,
-                   require_at_least, require_known)
+                   require_at_least, require_known, require_seeds)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -669,8 +669,7 @@ def parse_args(argv=None) -> HNNTableFlags:
     args = parse_flags(HNNTableFlags, argv, describe(__doc__))
     require_known(args.tasks, TASKS, "task(s)")
     require_at_least(args, 1, "steps", "threads")
-    if any(seed < 0 for seed in args.seeds):
-        fail(f"--seeds must be non-negative integers, got {args.seeds}")
+    require_seeds(args)
     if args.average is not None and not 0 <= args.average < 1:
         fail(f"--average must be in [0, 1), got {args.average}")
     if args.noise is not None and not 0 <= args.noise < 1:

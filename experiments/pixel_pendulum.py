@@ -27,7 +27,6 @@ import contextlib
 import copy
 import io
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from itertools import combinations_with_replacement
@@ -51,7 +50,8 @@ from models.pixel_training import LossWeights, evaluate_losses, fit_pixel  # noq
 from utils import (PLOTS_DIR, RESULTS_DIR, atomic_torch_save, atomic_write_json,  # noqa: E402
                    atomic_write_npz,
                    check_output_dir, check_output_file, cli, describe, environment_info, fail,
-                   flag, get_device, parse_flags, require_at_least, require_known)
+                   flag, get_device, parse_flags, require_at_least, require_known,
+                   require_seeds)
 
 Array = np.ndarray
 TASK = "pixel-pendulum"
@@ -494,7 +494,8 @@ def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
              ) -> tuple[list[dict], dict, dict]:
     """Render one seed's data set, train and score every model -> (rows, arrays per model,
     data). checkpoints: a folder for <model>__s<seed>.pt (config and weights: enough to
-    rebuild the model), or None."""
+    rebuild the model) and for the latent discovery's work folders, latent_<model>_s<seed>/
+    (settings.discover); or None: neither is written and no discovery runs."""
     data_seed, init_seed, batch_seed = task_seeds(TASK, seed)
     t0 = time.perf_counter()
     data = make_dataset(settings, np.random.default_rng(data_seed))
@@ -518,11 +519,10 @@ def run_seed(settings: PixelSettings, seed: int, device, progress: bool = False,
                          lr_schedule=settings.lr_schedule, progress=progress,
                          desc=f"seed {seed} {kind}")
         metrics, arrays[kind] = evaluate(model, data, frames_tr, frames_te, settings, weights)
-        if settings.discover:
+        if settings.discover and checkpoints is not None:
             metrics["latent_discovery"] = latent_discovery(
                 data, arrays[kind], settings, kind, seed,
-                (checkpoints or Path(tempfile.mkdtemp(prefix="pixel-latent-")))
-                / f"latent_{kind}_s{seed}")
+                checkpoints / f"latent_{kind}_s{seed}")
         train = hist["final_train"]
         rows.append({"task": TASK, "model": kind, "seed": seed,
                      "train_loss": train["objective"], "train_recon": train["recon"],
@@ -770,8 +770,7 @@ def parse_args(argv=None) -> PixelFlags:
     require_known(args.models, MODELS, "model(s)")
     require_at_least(args, 1, "steps", "threads")
     require_at_least(args, 5, "n_traj")
-    if any(seed < 0 for seed in args.seeds):
-        fail(f"--seeds must be non-negative integers, got {args.seeds}")
+    require_seeds(args)
     for name in ("dynamics_weight", "canonical_weight"):
         if not getattr(args, name) >= 0:
             fail(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
