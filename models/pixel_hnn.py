@@ -48,6 +48,10 @@ class PixelConfig:
     # frame), and so are the errors of the p dynamics, which then hardly weigh in the loss:
     # 0.2 puts p on q's scale.
     frame_time: float = 0.2
+    # How the training loss steps the latent field one frame: "rk4" (the rollouts'
+    # integrator, so that the loss fits the field that is integrated) or "euler" (z + h f(z),
+    # the paper's code). Rollouts integrate with RK45 either way.
+    loss_step: str = "rk4"
 
     @property
     def input_dim(self) -> int:
@@ -160,6 +164,14 @@ class PixelDynamicsAE(nn.Module):
         k3 = f(z + 0.5 * h * k2)
         k4 = f(z + h * k3)
         return z + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    def loss_step(self, z: Tensor, h: float, create_graph: bool | None = None) -> Tensor:
+        """One step of latent time h as the training loss takes it (cfg.loss_step)."""
+        if self.cfg.loss_step == "euler":
+            return z + h * self.time_derivative(z, create_graph)
+        if self.cfg.loss_step == "rk4":
+            return self.step(z, h, create_graph)
+        raise ValueError(f"unknown loss_step {self.cfg.loss_step!r} (rk4 or euler)")
 
     def hamiltonian(self, z: Tensor) -> Tensor:
         """z (B, L) -> the HNN's scalar H (B,); the baseline has none (TypeError)."""

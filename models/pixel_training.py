@@ -68,15 +68,16 @@ def pixel_losses(model: PixelDynamicsAE, x: Tensor, x_next: Tensor, weights: Los
     anchor: what the experiment reports as its loss), recon, dyn, cc, scale.
 
     Both inputs are encoded and both are reconstructed; the latent field is stepped one frame
-    (model.cfg.frame_time of latent time) by RK4 (the rollouts' integrator, so that the field the loss fits is the one that is
-    integrated, not an Euler-step surrogate of it).
+    (model.cfg.frame_time of latent time) as model.cfg.loss_step says: by RK4 (so that the
+    field the loss fits is the one the rollouts integrate) or by one Euler step (the paper's
+    code, which fits the field to the frame-to-frame secant).
     """
     b = x.shape[0]
     z_both = model.encode(torch.cat([x, x_next]))            # (2B, L)
     z, z_next = z_both[:b], z_both[b:]
     recon = reconstruction_loss(model.decode(z_both), torch.cat([x, x_next]))
     h = model.cfg.frame_time
-    dyn = latent_dynamics_loss(model.step(z, h, create_graph), z_next)
+    dyn = latent_dynamics_loss(model.loss_step(z, h, create_graph), z_next)
     cc = canonical_loss(z, z_next, h)
     scale = scale_anchor_loss(z_both)
     objective = recon + weights.canonical * cc + weights.dynamics * dyn
