@@ -6,14 +6,17 @@ against a reference timed in the same run.
 
 Every implementation trains on the same rendered data set (the experiment's defaults: 160
 training trajectories of 100 frames, minibatches of 200 transitions) with one torch thread
-(--threads), for --steps steps; rounds are interleaved (autoencoder, baseline, hnn,
+(--threads), for --steps steps; rounds are interleaved (autoencoder, baseline, hnn, ...,
 autoencoder, ...) so that load from other jobs on a shared machine hits all of them alike, and
 the median over rounds is kept. Implementations:
 
   autoencoder  the reference: the same autoencoder on the same minibatches, pixel
                reconstruction loss only (no latent dynamics, no auxiliary loss)
-  baseline     models/pixel_training.fit_pixel with the baseline MLP for the latent field
-  hnn          the same with the HNN (its RK4 step needs the double-backward graph)
+  baseline     models/pixel_training.fit_pixel with the baseline MLP for the latent field,
+               the loss stepping it one frame by Euler (the paper's loss)
+  hnn          the same with the HNN (its gradient field needs the double-backward graph)
+  baseline+rk4, hnn+rk4
+               the same with one RK4 step in the loss (four field evaluations)
 
 Ratios are model time / autoencoder time (the cost of the latent dynamics). Times per step are
 also given per epoch (all training transitions once) and extrapolated to the experiment's
@@ -26,6 +29,7 @@ import math
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from experiments.pixel_pendulum import (TASK, PixelSettings, frame_tensor,  # noqa: E402
-                                        make_dataset, model_config)
+from experiments.pixel_pendulum import (MODELS, TASK, PixelSettings,  # noqa: E402
+                                        frame_tensor, make_dataset, model_config)
 from experiments.hnn_table import task_seeds  # noqa: E402
 from models.pixel_training import adamw  # noqa: E402
 from models.pixel_hnn import PixelDynamicsAE  # noqa: E402
@@ -101,8 +105,7 @@ def main(argv=None) -> dict:
     render_s = time.perf_counter() - start
     frames = frame_tensor(data["frames"][:settings.n_train], torch.device("cpu"))
     fns = {"autoencoder": lambda: time_autoencoder(settings, frames, args.steps),
-           "baseline": lambda: time_model(settings, frames, args.steps, "baseline"),
-           "hnn": lambda: time_model(settings, frames, args.steps, "hnn")}
+           **{kind: partial(time_model, settings, frames, args.steps, kind) for kind in MODELS}}
     time_model(settings, frames, 5, "hnn")        # warm-up (first-call allocations)
     samples = {k: [] for k in fns}
     for r in range(args.rounds):

@@ -1247,18 +1247,22 @@
   /** The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon and what
    *  our discovery found on each model's latent trajectories (DATA.md "hnn_pixel"). */
   function PixelExtras({ pixel }) {
-    // the data span first, then the horizons in frames (JS lists integer-like keys first)
-    const ratios = Object.entries((pixel && pixel.ratios_by_horizon) || {}).filter(([, v]) => isNum(v))
+    // per loss step, the data span first, then the horizons in frames (JS lists integer-like keys first)
+    const byHorizon = (r) => Object.entries(r || {}).filter(([, v]) => isNum(v))
       .sort(([a], [b]) => (a === 'span' ? -1 : b === 'span' ? 1 : Number(a) - Number(b)));
+    const losses = { euler: 'with the paper\'s loss (one Euler step per frame; baseline / hnn)',
+                     rk4: 'with an RK4 step in the loss (baseline+rk4 / hnn+rk4)' };
+    const ratios = Object.entries((pixel && pixel.ratios_by_horizon) || {})
+      .map(([step, r]) => [step, byHorizon(r)]).filter(([, r]) => r.length > 0);
     const found = arr(pixel && pixel.latent_discovery);
     if (!ratios.length && !found.length) return null;
     const col = 'px-3 py-2 text-right font-mono tabular-nums';
     return html`
       <div data-testid="pixel-extras" className="mt-5 border-t border-slate-100 pt-4">
         <h3 className="text-sm font-semibold text-slate-800">Pixel pendulum: horizon and latent laws</h3>
-        ${ratios.length > 0 && html`<p data-testid="pixel-ratios" className="mt-1 text-sm text-slate-600">
-          Baseline energy MSE over the HNN's, by rollout horizon: ${ratios.map(([h, v], i) => html`<span key=${h}>${i ? ', ' : ''}${h === 'span' ? 'the data span' : h + ' frames'} <b className="font-mono">${fmt(v, 3)}×</b></span>`)}.
-</p>`}
+        ${ratios.map(([step, r]) => html`<p key=${step} data-testid="pixel-ratios" className="mt-1 text-sm text-slate-600">
+          Baseline energy MSE over the HNN's by rollout horizon, ${losses[step] || step}: ${r.map(([h, v], i) => html`<span key=${h}>${i ? ', ' : ''}${h === 'span' ? 'the data span' : h + ' frames'} <b className="font-mono">${fmt(v, 3)}×</b></span>`)}.
+</p>`)}
         ${found.length > 0 && html`<div><div className="mt-2 overflow-x-auto"><table data-testid="pixel-latent" className="min-w-full text-sm">
           <thead><tr className="border-b border-slate-200 text-xs uppercase tracking-wide text-slate-500">
             <th className="px-3 py-2 text-left">model</th><th className="px-3 py-2 text-right">seed</th>
@@ -1320,7 +1324,8 @@
           rollout against the recording over its held-out last 20 % (“-central”: central-difference
           targets; “dissipative-hnn”: an HNN with a learnt dissipation term). Pixel pendulum: true
           energy of latent rollouts from held-out starts, read through a chart fitted on training
-          frames.</p>
+          frames; “baseline”, “hnn”: the paper's loss (one Euler step per frame), “+rk4”: an RK4 step in
+          the loss.</p>
         <${PixelExtras} pixel=${pixel} />
       <//>`;
   }

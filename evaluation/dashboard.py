@@ -276,7 +276,8 @@ def _term_count(expression) -> int | None:
 
 def pixel_extras(args) -> dict | None:
     """The pixel pendulum's figures beyond its table rows (<results-dir>/hnn_pixel.json), or
-    None: the baseline over HNN energy MSE by rollout horizon (frames), and per run what our
+    None: the baseline over HNN energy MSE by rollout horizon (frames) per loss step (euler:
+    the paper's baseline and hnn; rk4: baseline+rk4 and hnn+rk4), and per run what our
     discovery found on the model's latent trajectories: the count of exact laws and the law
     that best orders the states by their true energy (held-out R^2 of a monotone map)."""
     res = read_json(Path(args.results_dir) / "hnn_pixel.json", None)
@@ -298,7 +299,8 @@ def pixel_extras(args) -> dict | None:
                       "mu": _number(best.get("mu")),
                       "r2_true_energy": _number(best.get("r2_true_energy"))})
     ratios = res.get("baseline_over_hnn_by_horizon") or {}
-    return {"ratios_by_horizon": {str(k): _number(v) for k, v in ratios.items()},
+    return {"ratios_by_horizon": {str(step): {str(k): _number(v) for k, v in by_h.items()}
+                                  for step, by_h in ratios.items() if isinstance(by_h, dict)},
             "latent_discovery": found}
 
 

@@ -292,15 +292,18 @@ def readme_section(metrics: dict) -> str:
 
 
 def pixel_paragraph(pixel: dict) -> str:
-    """The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon, and
-    what our discovery found on each model's latent trajectories (a table)."""
+    """The pixel pendulum beyond its rows: baseline / HNN energy MSE by rollout horizon per
+    loss step, and what our discovery found on each model's latent trajectories (a table)."""
     ratios = pixel.get("ratios_by_horizon") or {}
     names = {"span": "the data span"}
+    losses = {"euler": "with the paper's loss (one Euler step per frame; baseline / hnn)",
+              "rk4": "with an RK4 step in the loss (baseline+rk4 / hnn+rk4)"}
     parts = []
-    if ratios:
-        parts.append("Pixel pendulum, baseline energy MSE over the HNN's by rollout horizon: "
+    for step, by_h in ratios.items():
+        parts.append(f"Pixel pendulum, baseline energy MSE over the HNN's by rollout horizon "
+                     f"{losses.get(step, step)}: "
                      + ", ".join(f"{names.get(h, h + ' frames')} {v:.3g}×"
-                                 for h, v in ratios.items() if v is not None) + ".")
+                                 for h, v in by_h.items() if v is not None) + ".")
     found = pixel.get("latent_discovery") or []
     if found:
         rows = [[f.get("model"), f.get("seed"), f.get("n_conserved"), f.get("kind") or "-",

@@ -243,7 +243,8 @@ HNN_TABLE = [
 
 
 HNN_PIXEL = {
-    "ratios_by_horizon": {"span": 1.6, "200": 3.1, "400": 18.5, "1000": 92.0},
+    "ratios_by_horizon": {"euler": {"span": 2100.0, "200": 2700.0, "400": 3000.0},
+                          "rk4": {"span": 1.6, "200": 3.1, "400": 18.5, "1000": 92.0}},
     "latent_discovery": [
         {"model": "baseline", "seed": 1, "n_conserved": 0, "kind": "approximate",
          "expression": "z0**2 + 0.91*z1**2 - 0.05*z0**4",

@@ -378,8 +378,12 @@ def _check_hnn(page, data, shots, label):
     assert "Greydanus" in page.inner_text("[data-testid=panel-hnn]")
     pixel = data.get("hnn_pixel")
     if pixel:
-        ratios = page.inner_text("[data-testid=pixel-ratios]")
-        assert all(f"{h} frames" in ratios for h in pixel["ratios_by_horizon"] if h != "span")
+        lines = page.locator("[data-testid=pixel-ratios]")
+        assert lines.count() == len(pixel["ratios_by_horizon"])
+        for i, (step, by_h) in enumerate(pixel["ratios_by_horizon"].items()):
+            text = lines.nth(i).inner_text()
+            assert {"euler": "Euler", "rk4": "RK4"}[step] in text
+            assert all(f"{h} frames" in text for h in by_h if h != "span")
         found = pixel["latent_discovery"]
         assert page.locator("[data-testid=pixel-latent-row]").count() == len(found)
         with_law = sum(1 for f in found if f["latex"])

@@ -337,15 +337,21 @@ def test_pixel_extras_pick_each_runs_best_latent_law_and_reach_the_readme(tmp_pa
                                                                   "laws": []}},
             {"model": "baseline", "seed": 2}]          # run without discovery: left out
     atomic_write_json(tmp_path / "hnn_pixel.json", {
-        "runs": runs, "baseline_over_hnn_by_horizon": {"span": 1.5, "400": 20.0}})
+        "runs": runs, "baseline_over_hnn_by_horizon": {"euler": {"span": 2000.0, "400": 3000.0},
+                                                        "rk4": {"span": 1.5, "400": 20.0},
+                                                        "flat": 3.0}})   # not per horizon: dropped
     extras = pixel_extras(SimpleNamespace(results_dir=tmp_path))
     hnn, base = extras["latent_discovery"]
-    assert extras["ratios_by_horizon"] == {"span": 1.5, "400": 20.0}
+    assert extras["ratios_by_horizon"] == {"euler": {"span": 2000.0, "400": 3000.0},
+                                           "rk4": {"span": 1.5, "400": 20.0}}
     assert (hnn["kind"], hnn["terms"], hnn["mu"], hnn["r2_true_energy"]) == (
         "invariant", 3, 0.9, 0.9999)
     assert base["n_conserved"] == 0 and base["expression"] is None and base["terms"] is None
     text = report.pixel_paragraph(extras)
-    assert "the data span 1.5×, 400 frames 20×" in text
+    assert "the paper's loss (one Euler step per frame; baseline / hnn): the data span 2e+03×, " \
+           "400 frames 3e+03×" in text
+    assert "RK4 step in the loss (baseline+rk4 / hnn+rk4): the data span 1.5×, 400 frames 20×" \
+           in text
     assert "| hnn | 1 | 1 | invariant | 3 | 0.9 | 0.9999 |" in text
     assert "| baseline | 1 | 0 | - | - | - | - |" in text
     assert pixel_extras(SimpleNamespace(results_dir=tmp_path / "none")) is None

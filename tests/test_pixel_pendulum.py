@@ -121,36 +121,80 @@ def test_chart_and_monotone_r2_recover_smooth_monotone_maps():
         5 * (1 - math.cos(np.pi / 6)))
 
 
+def _fit_linear_turn(loss_step: str, phi: float = 0.3, h: float = 0.2, steps: int = 400):
+    """A baseline's latent MLP fitted, by the pixel loss's one-frame step, to pairs (z, R z)
+    of a turn R by phi per frame; returns the model and the mean divergence of its field."""
+    torch.manual_seed(0)
+    model = PixelDynamicsAE(PixelConfig(hidden_dim=8, dyn_hidden_dim=32, dynamics="baseline",
+                                        frame_time=h, loss_step=loss_step),
+                            generator=torch.Generator().manual_seed(0)).double()
+    c, s = math.cos(phi), math.sin(phi)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    z = 2 * torch.rand(512, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) - 1
+    opt = torch.optim.Adam(model.dynamics.parameters(), lr=3e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        (model.loss_step(z, h) - z @ rot.T).pow(2).mean().backward()
+        opt.step()
+    zz = z.clone().requires_grad_(True)
+    f = model.time_derivative(zz, create_graph=True)
+    div = sum(torch.autograd.grad(f[:, i].sum(), zz, retain_graph=True)[0][:, i]
+              for i in range(2))
+    return model, float(div.mean())
+
+
+def test_an_euler_step_loss_teaches_a_contracting_field_and_an_rk4_step_does_not():
+    # One Euler step fits f to the secant (R - 1) z / h, whose divergence is
+    # 2 (cos phi - 1) / h: the paper's loss makes a free field contract (and its rollouts lose
+    # energy); one RK4 step fits the generator of the turn, divergence-free.
+    phi, h = 0.3, 0.2
+    euler, div_euler = _fit_linear_turn("euler", phi, h)
+    _, div_rk4 = _fit_linear_turn("rk4", phi, h)
+    expected = 2 * (math.cos(phi) - 1) / h                          # -0.447
+    assert div_euler == pytest.approx(expected, rel=0.15)
+    assert abs(div_rk4) < 0.15 * abs(expected)
+    z = torch.randn(4, 2, dtype=torch.float64)
+    assert torch.allclose(euler.loss_step(z, h), z + h * euler.time_derivative(z))
+    with pytest.raises(ValueError):
+        PixelDynamicsAE(PixelConfig(hidden_dim=8, loss_step="midpoint")).loss_step(z.float(), h)
+
+
 # ---------------------------------------------------------------------------- end to end
 
 ROW_KEYS = {"task", "model", "train_loss", "test_loss", "energy_mse", "energy_mse_std",
             "reversibility", "wall_time", "paper_energy_mse"}
 
 
-def test_quick_experiment_renders_trains_both_and_writes_the_rows(tmp_path):
+def test_quick_experiment_renders_trains_all_four_and_writes_the_rows(tmp_path):
     result = main(["--quick", "--seeds", "0", "--results-dir", str(tmp_path), "--plots-dir",
                    str(tmp_path), "--quiet", "--device", "cpu", "--save-data"])
     written = json.loads((tmp_path / "hnn_pixel.json").read_text())
     assert written["hnn_table"] == json.loads(json.dumps(result["hnn_table"]))
     rows = written["hnn_table"]
-    assert [(r["task"], r["model"]) for r in rows] == [("pixel-pendulum", "baseline"),
-                                                      ("pixel-pendulum", "hnn")]
+    assert [(r["task"], r["model"]) for r in rows] == [
+        ("pixel-pendulum", m) for m in ("baseline", "hnn", "baseline+rk4", "hnn+rk4")]
     assert all(set(r) == ROW_KEYS for r in rows)
     assert all(math.isfinite(r[k]) for r in rows for k in ROW_KEYS - {"task", "model"})
     paper = {r["model"]: r["paper_energy_mse"] for r in rows}
-    assert paper == {"baseline": 9.3e-3, "hnn": 1.5e-4}
+    assert paper == {"baseline": 9.3e-3, "hnn": 1.5e-4, "baseline+rk4": 9.3e-3,
+                     "hnn+rk4": 1.5e-4}
     runs = {r["model"]: r for r in written["runs"]}
-    hnn, base = runs["hnn"], runs["baseline"]
-    # The HNN conserves its own latent H along its own rollout (up to RK45's tolerance),
-    # whatever it learned in 60 steps; its field keeps phase-space area, the baseline's does not.
-    assert hnn["own_h_drift"] < 1e-5
-    assert hnn["latent_divergence"] < 1e-8
-    assert base["latent_divergence"] > 1e3 * max(hnn["latent_divergence"], 1e-12)
-    assert base["own_h_drift"] is None and base["h_energy_r2_monotone"] is None
-    assert -1 <= hnn["h_energy_r2_monotone"] <= 1
-    assert hnn["rollout_ok"] and base["rollout_ok"]
-    # Both learnt: 60 steps take the total loss well below the untrained one (step 0).
-    for run in (hnn, base):
+    # The HNNs conserve their own latent H along their own rollouts (up to RK45's tolerance),
+    # whatever they learned in 60 steps; their fields keep phase-space area, a baseline's
+    # does not; whichever step the loss takes.
+    for suffix in ("", "+rk4"):
+        hnn, base = runs["hnn" + suffix], runs["baseline" + suffix]
+        assert hnn["own_h_drift"] < 1e-5
+        assert hnn["latent_divergence"] < 1e-8
+        assert base["latent_divergence"] > 1e3 * max(hnn["latent_divergence"], 1e-12)
+        assert base["own_h_drift"] is None and base["h_energy_r2_monotone"] is None
+        assert -1 <= hnn["h_energy_r2_monotone"] <= 1
+        assert hnn["rollout_ok"] and base["rollout_ok"]
+    assert set(written["baseline_over_hnn_by_horizon"]) == {"euler", "rk4"}
+    assert written["baseline_over_hnn_by_horizon"]["euler"]["span"] == pytest.approx(
+        runs["baseline"]["energy_mse"] / runs["hnn"]["energy_mse"])
+    # All learnt: 60 steps take the total loss well below the untrained one (step 0).
+    for run in runs.values():
         losses = run["history"]["train_loss"]
         assert run["history"]["step"][0] == 0 and losses[-1] == pytest.approx(run["train_loss"])
         assert losses[-1] < 0.5 * losses[0]
@@ -165,10 +209,11 @@ def test_quick_experiment_renders_trains_both_and_writes_the_rows(tmp_path):
     model = PixelDynamicsAE(PixelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model_state"])
     assert model.cfg.dynamics == "hnn" and model.cfg.hidden_dim == 48
+    assert model.cfg.loss_step == "euler"
     assert torch.isfinite(model.hamiltonian(model.encode(frames))).all()
     # Each model's latent trajectories went through train.py + discover.py as a user file
     # that hides the frames' truth from them.
-    for run in (hnn, base):
+    for run in runs.values():
         found = run["latent_discovery"]
         latent = load_trajectories(found["file"])
         assert latent.names == ["z0", "z1"] and latent.states.shape == (12, 29, 2)
