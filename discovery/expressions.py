@@ -41,6 +41,7 @@ def term_cost(expr: sp.Expr) -> int:
     costs its degree, a reciprocal one more than its power, a function (cos, log, sqrt, ...)
     four plus its argument. So x^4 (4) is cheaper than cos(x) (5): of two exact laws with as
     many terms, a polynomial beats a trig stand-in."""
+    expr = sp.sympify(expr)               # a plain 0 where every coefficient vanished
     if expr.is_Number:
         return 0
     if expr.is_Symbol:

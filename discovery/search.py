@@ -328,7 +328,9 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
             # the share of the noise-free motion that the formula leaves unexplained
             excess = max(resid - floor, 0.0) / max(1.0 - floor, 1e-12)
             score, grads = score_terms(ctx, terms, coef)
-            expr = combine(terms, coef)
+            expr = sp.sympify(combine(terms, coef))
+            if expr.is_zero:              # every kept coefficient vanished: no formula
+                continue
             # the cost of what the formula holds (terms whose coefficient vanished cost nothing)
             law = Found(expr, score, grads, cand.source, n_terms=len(terms),
                         cost=term_cost(expr))

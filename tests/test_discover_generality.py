@@ -134,6 +134,7 @@ def test_library_grows_with_the_data():
     assert len(props.positions) == 2 and len(props.velocities) == 2
     x = sp.Symbol("x", real=True)
     assert term_cost(x**4) < term_cost(sp.cos(x))
+    assert term_cost(0) == 0 and term_cost(sp.Integer(2) * x) == 1   # a vanished formula
 
 
 def test_noise_is_measured_from_the_data():
