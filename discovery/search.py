@@ -238,7 +238,8 @@ def conserve(ctx: Context, terms: list[sp.Expr]) -> tuple[np.ndarray, float]:
 
 
 def combine(terms: list[sp.Expr], coef: np.ndarray, tidy: float = 1e-12) -> sp.Expr:
-    return sum(sp.Float(c) * t for c, t in zip(coef, terms) if abs(c) > tidy)
+    """sum c t over the coefficients above `tidy`; sympy's 0 when none is."""
+    return sp.Add(*[sp.Float(c) * t for c, t in zip(coef, terms) if abs(c) > tidy])
 
 
 def unit_form(coef: np.ndarray) -> np.ndarray:
@@ -323,14 +324,12 @@ def discover_energy(ctx: Context, net: TrainedModel, q_idx, p_idx, library_laws:
             resid, floor, a = hamiltonian_residual(grad, q_idx, p_idx, ctx.val_derivs,
                                                    ctx.noise_var)
             coef = a * coef
-            if not np.isfinite(resid) or not np.any(coef):
+            expr = combine(terms, coef)
+            if not np.isfinite(resid) or expr.is_zero:    # no formula: every coefficient vanished
                 continue
             # the share of the noise-free motion that the formula leaves unexplained
             excess = max(resid - floor, 0.0) / max(1.0 - floor, 1e-12)
             score, grads = score_terms(ctx, terms, coef)
-            expr = sp.sympify(combine(terms, coef))
-            if expr.is_zero:              # every kept coefficient vanished: no formula
-                continue
             # the cost of what the formula holds (terms whose coefficient vanished cost nothing)
             law = Found(expr, score, grads, cand.source, n_terms=len(terms),
                         cost=term_cost(expr))

@@ -730,7 +730,7 @@ def run_pixel(settings: PixelSettings, seeds: Sequence[int], out_json: str | Pat
                 for r in rows:
                     h = (f" own-H drift {r['own_h_drift']:.1e} R2(H~E) "
                          f"{r['h_energy_r2_monotone']:.4f}" if split_model(r["model"])[0] == "hnn" else "")
-                    print(f"seed {seed} {r['model']:>8}: train {r['train_loss']:.2e} test "
+                    print(f"seed {seed} {r['model']:>12}: train {r['train_loss']:.2e} test "
                           f"{r['test_loss']:.2e} energy MSE {r['energy_mse']:.2e} (400 frames "
                           f"{r['energy_mse_long']:.2e}, encoded {r['energy_mse_encoded']:.2e})"
                           f"{h} ({r['wall_time']:.0f} s train, {r['eval_seconds']:.0f} s eval)",

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from models.hnn import HNN, HNNConfig, build_hamiltonian_model
 
 DYNAMICS = ("baseline", "hnn")
+LOSS_STEPS = ("rk4", "euler")
 
 
 @dataclass
@@ -89,6 +90,8 @@ class PixelDynamicsAE(nn.Module):
         super().__init__()
         if cfg.dynamics not in DYNAMICS:
             raise ValueError(f"unknown dynamics {cfg.dynamics!r} (choose {', '.join(DYNAMICS)})")
+        if cfg.loss_step not in LOSS_STEPS:
+            raise ValueError(f"unknown loss_step {cfg.loss_step!r} (choose {', '.join(LOSS_STEPS)})")
         if cfg.latent_dim % 2:
             raise ValueError(f"latent_dim must be even (q, p halves), got {cfg.latent_dim}")
         self.cfg = cfg
@@ -169,9 +172,7 @@ class PixelDynamicsAE(nn.Module):
         """One step of latent time h as the training loss takes it (cfg.loss_step)."""
         if self.cfg.loss_step == "euler":
             return z + h * self.time_derivative(z, create_graph)
-        if self.cfg.loss_step == "rk4":
-            return self.step(z, h, create_graph)
-        raise ValueError(f"unknown loss_step {self.cfg.loss_step!r} (rk4 or euler)")
+        return self.step(z, h, create_graph)
 
     def hamiltonian(self, z: Tensor) -> Tensor:
         """z (B, L) -> the HNN's scalar H (B,); the baseline has none (TypeError)."""
